@@ -1,0 +1,5 @@
+/** The plugin contract: everything a plugin under plugins/ may import. */
+export * from "./errors.js";
+export * from "./durations.js";
+export * from "./fields.js";
+export type * from "./types.js";

@@ -1,0 +1,82 @@
+import Database from "better-sqlite3";
+import { immediateChildren, type PhysicalStorage } from "./types.js";
+
+/** Schema migrations, applied in order and recorded in `schema_migrations`. Append only. */
+const MIGRATIONS: string[] = [
+  `CREATE TABLE kv (key TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID`,
+];
+
+export interface SqliteOptions {
+  /** File path, or `:memory:` for the dev server. */
+  path: string;
+  /**
+   * `NORMAL` (default) survives a killed process; a power loss may drop the last commits.
+   * `FULL` fsyncs every commit.
+   */
+  synchronous?: "NORMAL" | "FULL";
+}
+
+/** The embedded store: one SQLite file in WAL mode, prepared statements, migrations in code. */
+export class SqliteStorage implements PhysicalStorage {
+  readonly kind = "sqlite";
+  readonly db: Database.Database;
+  private readonly stmts;
+
+  constructor(opts: SqliteOptions) {
+    this.db = new Database(opts.path);
+    if (opts.path !== ":memory:") this.db.pragma("journal_mode = WAL");
+    this.db.pragma(`synchronous = ${opts.synchronous ?? "NORMAL"}`);
+    this.db.pragma("busy_timeout = 5000");
+    this.db.pragma("foreign_keys = ON");
+    this.migrate();
+    this.stmts = {
+      get: this.db.prepare<[string], { value: Buffer }>("SELECT value FROM kv WHERE key = ?"),
+      put: this.db.prepare("INSERT INTO kv (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value"),
+      del: this.db.prepare("DELETE FROM kv WHERE key = ?"),
+      range: this.db.prepare<[string, string], { key: string }>("SELECT key FROM kv WHERE key >= ? AND key < ? ORDER BY key"),
+    };
+  }
+
+  private migrate(): void {
+    this.db.exec("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)");
+    const row = this.db.prepare("SELECT COALESCE(MAX(version), 0) AS v FROM schema_migrations").get() as { v: number };
+    const apply = this.db.transaction(() => {
+      for (let v = row.v; v < MIGRATIONS.length; v++) {
+        this.db.exec(MIGRATIONS[v]);
+        this.db.prepare("INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)").run(v + 1, new Date().toISOString());
+      }
+    });
+    apply();
+  }
+
+  async get(key: string): Promise<Buffer | undefined> {
+    return this.stmts.get.get(key)?.value;
+  }
+
+  async put(key: string, value: Buffer): Promise<void> {
+    this.stmts.put.run(key, value);
+  }
+
+  async delete(key: string): Promise<void> {
+    this.stmts.del.run(key);
+  }
+
+  async list(prefix: string): Promise<string[]> {
+    // Every key with the prefix sorts in [prefix, prefix + U+FFFF).
+    const rows = this.stmts.range.all(prefix, prefix + "\uffff");
+    return immediateChildren(prefix, rows.map((r) => r.key));
+  }
+
+  async batch(ops: { key: string; value: Buffer | null }[]): Promise<void> {
+    this.db.transaction(() => {
+      for (const op of ops) {
+        if (op.value === null) this.stmts.del.run(op.key);
+        else this.stmts.put.run(op.key, op.value);
+      }
+    })();
+  }
+
+  async close(): Promise<void> {
+    if (this.db.open) this.db.close();
+  }
+}
