@@ -108,6 +108,10 @@ export interface HandlerResponse {
   /** Non-JSON answers (PEM, DER, OCSP) and custom status codes. */
   raw?: { status: number; contentType: string; body: Buffer | string };
   status?: number;
+  /** Also copy `data` to the top level of the body (Vault does this on several legacy sys routes). */
+  copyDataToTopLevel?: boolean;
+  /** Core only: a token the handler already minted (auth/token/create), sent as the `auth` block. */
+  issuedAuth?: Record<string, unknown>;
 }
 
 export interface OperationHandler<D = any> { // eslint-disable-line @typescript-eslint/no-explicit-any -- each handler narrows D through its schema

@@ -1,0 +1,57 @@
+import { NotFound, UserError } from "../../../../src/sdk/index.js";
+import type { HandlerRequest, HandlerResponse, PathDefinition } from "../../../../src/sdk/index.js";
+import { listPrefix, secretPath, type SecretData } from "../storage.js";
+
+/**
+ * KV version 1: no versions and no metadata, one storage entry per secret at the secret's own
+ * path (as Vault stores it), the request body stored as is. Writes replace; deletes are final.
+ */
+
+async function readSecret(req: HandlerRequest): Promise<HandlerResponse> {
+  const data = await req.storage.getJSON<SecretData>(secretPath(req.params.path));
+  if (!data) throw new NotFound();
+  return { data };
+}
+
+async function writeSecret(req: HandlerRequest): Promise<void> {
+  const path = secretPath(req.params.path);
+  if (Object.keys(req.data).length === 0) throw new UserError("missing data fields");
+  await req.storage.putJSON(path, req.data);
+}
+
+async function deleteSecret(req: HandlerRequest): Promise<void> {
+  await req.storage.delete(secretPath(req.params.path));
+}
+
+async function listSecrets(req: HandlerRequest): Promise<HandlerResponse> {
+  const keys = await req.storage.list(listPrefix(req.params.path));
+  if (keys.length === 0) throw new NotFound();
+  return { data: { keys } };
+}
+
+async function secretExists(req: HandlerRequest): Promise<boolean> {
+  let path: string;
+  try {
+    path = secretPath(req.params.path);
+  } catch {
+    return false;
+  }
+  return (await req.storage.get(path)) !== undefined;
+}
+
+export function kvV1Paths(): PathDefinition[] {
+  return [
+    {
+      // Any body is a secret, so the write has no schema (and no "unrecognized parameters" warning).
+      pattern: "(?<path>.*)",
+      existenceCheck: secretExists,
+      operations: {
+        read: { handler: readSecret, summary: "Read a secret." },
+        create: { handler: writeSecret, summary: "Store a secret, replacing any previous value." },
+        update: { handler: writeSecret, summary: "Store a secret, replacing any previous value." },
+        delete: { handler: deleteSecret, summary: "Delete a secret." },
+        list: { handler: listSecrets, summary: "List the secrets and folders under a folder." },
+      },
+    },
+  ];
+}

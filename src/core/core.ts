@@ -1,0 +1,408 @@
+import { randomUUID } from "node:crypto";
+import type { Logger } from "pino";
+import { InternalError, NotFound, PermissionDenied, SealedError, UserError, isLeaseholdError } from "../sdk/errors.js";
+import type { AuthResult, Backend, ConnectionInfo, HandlerRequest, HandlerResponse, Operation, PluginFactory } from "../sdk/types.js";
+import type { PhysicalStorage } from "../storage/types.js";
+import { Barrier } from "./barrier.js";
+import { invokeHandler, requireRoute, resolveWriteOperation } from "./dispatch.js";
+import { globMatch } from "./glob.js";
+import { Metrics } from "./metrics.js";
+import { MountTable, type LiveMount, type MountEntry } from "./mounts.js";
+import { PolicyStore } from "./policies.js";
+import { requestContext, type RequestContext } from "./request-context.js";
+import { SealManager } from "./seal.js";
+import { TokenStore, type TokenEntry } from "./tokens.js";
+import { AuditBroker } from "./audit/broker.js";
+import type { AuditIssuedAuth, AuditRequestInput } from "./audit/format.js";
+import { systemBackend } from "./sys/index.js";
+import { tokenBackend } from "./token-backend.js";
+
+export { VERSION } from "./version.js";
+
+/** What the HTTP layer hands the core: one logical request. */
+export interface CoreRequest {
+  id?: string;
+  /** `write` is POST/PUT: the core decides create vs update. */
+  op: "read" | "list" | "write" | "delete" | "patch";
+  /** Without `/v1/` and without a leading slash. */
+  path: string;
+  data: Record<string, unknown>;
+  token?: string;
+  connection: ConnectionInfo;
+}
+
+/** What the core answers: a Vault envelope (or nothing, for 204) or a raw body. */
+export interface CoreResponse {
+  status: number;
+  body?: Record<string, unknown>;
+  raw?: { contentType: string; body: Buffer | string };
+}
+
+export interface CoreOptions {
+  physical: PhysicalStorage;
+  plugins: PluginFactory[];
+  logger: Logger;
+  staticSealKey?: Buffer;
+  defaultLeaseTtl: number;
+  maxLeaseTtl: number;
+  clusterName?: string;
+  metrics?: Metrics;
+}
+
+/** Paths answered while sealed (everything else is 503). */
+const SEALED_PATHS = new Set(["sys/health", "sys/seal-status", "sys/init", "sys/unseal", "sys/leader"]);
+
+/**
+ * The broker core: seal state, the mount table, tokens, policies and audit, and the request
+ * pipeline (resolve mount → token → ACL → audit → handler → audit).
+ */
+export class Core {
+  readonly barrier: Barrier;
+  readonly seal: SealManager;
+  readonly tokens: TokenStore;
+  readonly policies: PolicyStore;
+  readonly audit: AuditBroker;
+  readonly metrics: Metrics;
+  readonly mounts: MountTable;
+  readonly logger: Logger;
+  readonly clusterName: string;
+  readonly clusterId = randomUUID();
+  readonly plugins: Map<string, PluginFactory>;
+  readonly systemTtl: { defaultLeaseTtl: number; maxLeaseTtl: number };
+  private unsealed = false;
+
+  constructor(private readonly opts: CoreOptions) {
+    this.logger = opts.logger;
+    this.barrier = new Barrier(opts.physical);
+    this.seal = new SealManager(this.barrier, opts.staticSealKey);
+    this.tokens = new TokenStore(this.barrier.view("sys/token/"));
+    this.policies = new PolicyStore(this.barrier.view("sys/policy/"));
+    this.audit = new AuditBroker(this.barrier.view("sys/audit/"), { logger: opts.logger });
+    this.metrics = opts.metrics ?? new Metrics();
+    this.clusterName = opts.clusterName ?? "leasehold-cluster";
+    this.systemTtl = { defaultLeaseTtl: opts.defaultLeaseTtl, maxLeaseTtl: opts.maxLeaseTtl };
+    this.plugins = new Map(opts.plugins.map((p) => [p.type, p]));
+    this.tokens.onRevoke = async () => {
+      this.metrics.tokensRevoked.inc();
+    };
+    const builtins: { entry: MountEntry; kind: "secrets" | "auth"; backend: Backend }[] = [
+      { entry: builtinEntry("sys/", "system", "system endpoints used for control, policy and debugging"), kind: "secrets", backend: systemBackend(this) },
+      { entry: builtinEntry("auth/token/", "token", "token based credentials"), kind: "auth", backend: tokenBackend(this) },
+    ];
+    this.mounts = new MountTable(this.barrier, this.plugins, builtins, this.logger, this.systemTtl);
+    this.metrics.sealed.set(1);
+  }
+
+  get sealed(): boolean {
+    return !this.unsealed;
+  }
+
+  /** Start-up: auto-unseal with a static seal key when the store is initialised. */
+  async start(): Promise<void> {
+    if (await this.seal.autoUnseal()) await this.postUnseal();
+  }
+
+  /** `sys/init`: creates the root key and the first root token. */
+  async initialize(shares: number, threshold: number, rootTokenId?: string): Promise<{ keys: Buffer[]; rootToken: string }> {
+    const keys = await this.seal.initialize(shares, threshold);
+    await this.postUnseal();
+    const { token } = await this.createRootToken(rootTokenId);
+    // Vault leaves a Shamir-sealed server sealed after init; a static seal stays unsealed.
+    if (this.seal.sealType === "shamir") await this.sealNow();
+    return { keys, rootToken: token };
+  }
+
+  async createRootToken(id?: string): Promise<{ token: string; entry: TokenEntry }> {
+    const r = await this.tokens.create({
+      id,
+      policies: ["root"],
+      displayName: "root",
+      ttl: 0,
+      renewable: false,
+      path: "auth/token/root",
+      authMount: "auth/token/",
+      parent: null,
+      mountMaxTtl: 0,
+    });
+    this.metrics.tokensCreated.inc({ auth_mount: "auth/token/" });
+    return r;
+  }
+
+  /** `sys/unseal`: adds a share; unseals when the threshold is reached. */
+  async submitUnsealKey(key: string): Promise<void> {
+    await this.seal.submitShare(key);
+    if (!this.barrier.sealed && !this.unsealed) await this.postUnseal();
+  }
+
+  private async postUnseal(): Promise<void> {
+    await this.policies.ensureDefault();
+    await this.mounts.load();
+    await this.audit.load();
+    this.unsealed = true;
+    this.metrics.sealed.set(0);
+    this.logger.info("unsealed");
+  }
+
+  /** Seals: forgets keys, unloads mounts and closes audit devices. */
+  async sealNow(): Promise<void> {
+    this.unsealed = false;
+    await this.mounts.unload();
+    await this.audit.close();
+    this.tokens.reset();
+    this.policies.reset();
+    this.seal.resetProgress();
+    this.barrier.seal();
+    this.metrics.sealed.set(1);
+    this.logger.info("sealed");
+  }
+
+  async shutdown(): Promise<void> {
+    if (this.unsealed) await this.sealNow();
+    await this.opts.physical.close();
+  }
+
+  /** Revokes every token an auth mount issued (when it is disabled). */
+  async revokeTokensOfAuthMount(mountPath: string): Promise<number> {
+    let n = 0;
+    for (const accessor of await this.tokens.listAccessors()) {
+      const e = await this.tokens.lookupAccessor(accessor);
+      if (e && e.authMount === mountPath) n += await this.tokens.revokeTree(e);
+    }
+    return n;
+  }
+
+  /** Capabilities a token has on a path (`sys/capabilities*`). */
+  async capabilitiesOf(entry: TokenEntry | undefined, path: string): Promise<string[]> {
+    if (!entry) return ["deny"];
+    if (entry.policies.includes("root")) return ["root"];
+    return (await this.policies.aclFor(entry.policies)).capabilities(path);
+  }
+
+  /** Validates a request path: no empty, `.` or `..` segments (a trailing `/` is allowed for lists). */
+  static normalisePath(path: string): string {
+    const p = path.replace(/^\/+/, "");
+    const segs = p.split("/");
+    if (segs[segs.length - 1] === "") segs.pop();
+    if (p === "" || segs.some((s) => s === "" || s === "." || s === "..")) throw new UserError(`invalid request path ${JSON.stringify(path)}: empty, '.' and '..' segments are not allowed`);
+    return p;
+  }
+
+  /** The request pipeline. Throws typed errors; the server maps them to HTTP. */
+  async handle(req: CoreRequest): Promise<CoreResponse> {
+    const requestId = req.id ?? randomUUID();
+    const path = Core.normalisePath(req.path);
+    if (this.sealed && !SEALED_PATHS.has(path.replace(/\/$/, ""))) throw new SealedError();
+    const mount = this.mounts.resolve(path);
+    if (!mount) throw new NotFound(`no handler for route "${path}". route entry not found.`);
+    const rel = path.length < mount.entry.path.length ? "" : path.slice(mount.entry.path.length);
+    const match = requireRoute(mount.backend, rel, path);
+    const unauthenticated = matchesAny(mount.backend.unauthenticatedPaths, rel);
+
+    const ctx: RequestContext = { sudo: false };
+    let entry: TokenEntry | undefined;
+    if (!unauthenticated) {
+      entry = req.token ? await this.tokens.lookup(req.token) : undefined;
+      if (!entry) throw new PermissionDenied();
+      ctx.token = req.token;
+      ctx.tokenEntry = entry;
+      checkBoundCidrs(entry, req.connection.remoteAddress);
+    }
+    const handlerReq: HandlerRequest = {
+      id: requestId,
+      op: "read",
+      path: rel,
+      params: match.params,
+      data: req.data,
+      identity: entry ? TokenStore.identityOf(entry) : null,
+      mount: mount.info,
+      storage: mount.storage,
+      connection: req.connection,
+      logger: this.logger,
+    };
+    const op: Operation = req.op === "write" ? await resolveWriteOperation(match, handlerReq) : req.op;
+    handlerReq.op = op;
+
+    if (entry) {
+      const isRoot = entry.policies.includes("root");
+      const acl = isRoot ? undefined : await this.policies.aclFor(entry.policies);
+      const needsSudo = matchesAny(mount.backend.rootPaths, rel);
+      ctx.sudo = isRoot || !!acl?.capabilities(path).includes("sudo");
+      if (!isRoot && !acl!.allows(path, op, { sudo: needsSudo })) throw new PermissionDenied();
+    }
+    const lastUse = entry ? await this.tokens.consumeUse(entry) : false;
+
+    const auditBase = { requestId, op, path, mount: mount.info, token: req.token, entry, data: req.data, remoteAddress: req.connection.remoteAddress };
+    await this.auditOrFail(() => this.audit.logRequest(this.auditRequestInput(auditBase)));
+
+    let resp: HandlerResponse;
+    try {
+      resp = await requestContext.run(ctx, () => invokeHandler(match, op, handlerReq));
+    } catch (err) {
+      await this.auditOrFail(() => this.audit.logResponse({ ...this.auditRequestInput(auditBase), error: errorMessage(err) }));
+      if (lastUse && entry) await this.tokens.revokeTree(entry);
+      throw err;
+    }
+    if (resp.secret) throw new InternalError(`engine ${mount.entry.type} returned a leased secret, but leases are not enabled in this build`);
+
+    let auth: Record<string, unknown> | null = resp.issuedAuth ?? null;
+    let minted: TokenEntry | undefined;
+    if (resp.auth) {
+      const r = await this.mintLoginToken(mount, resp.auth, path);
+      auth = r.auth;
+      minted = r.entry;
+    }
+    try {
+      await this.auditOrFail(() =>
+        this.audit.logResponse({ ...this.auditRequestInput(auditBase), response: { data: resp.data ?? undefined, auth: auditAuth(auth), warnings: resp.warnings } }),
+      );
+    } catch (err) {
+      // The answer cannot be delivered: nothing it granted may survive.
+      if (minted) await this.tokens.revokeTree(minted);
+      throw err;
+    } finally {
+      if (lastUse && entry) await this.tokens.revokeTree(entry);
+    }
+    for (const task of ctx.afterResponse ?? []) await task();
+    return renderResponse(requestId, resp, auth, mount.entry.type);
+  }
+
+  private auditRequestInput(b: { requestId: string; op: Operation; path: string; mount: { type: string; accessor: string; path: string }; token?: string; entry?: TokenEntry; data: Record<string, unknown>; remoteAddress: string }): AuditRequestInput {
+    return {
+      id: b.requestId,
+      operation: b.op,
+      path: b.path,
+      mount: { type: b.mount.type, accessor: b.mount.accessor, path: b.mount.path },
+      clientToken: b.entry ? b.token : undefined,
+      clientTokenAccessor: b.entry?.accessor,
+      caller: b.entry
+        ? {
+            displayName: b.entry.displayName,
+            policies: b.entry.policies,
+            metadata: b.entry.meta,
+            entityId: b.entry.entityId,
+            ttl: b.entry.creationTtl,
+            issueTime: b.entry.creationTime,
+            remainingUses: b.entry.numUses || undefined,
+          }
+        : undefined,
+      data: b.data,
+      remoteAddress: b.remoteAddress,
+    };
+  }
+
+  private async auditOrFail(fn: () => Promise<void> | void): Promise<void> {
+    try {
+      await fn();
+    } catch (err) {
+      this.metrics.auditFailures.inc();
+      this.logger.error({ err }, "audit: no device could write the entry; refusing the request");
+      throw isLeaseholdError(err) && err.status === 500 ? err : new InternalError("internal error: audit logging failed");
+    }
+  }
+
+  /** Mints the orphan token an auth method's login asked for. */
+  async mintLoginToken(mount: LiveMount, a: AuthResult, path: string): Promise<{ auth: Record<string, unknown>; entry: TokenEntry }> {
+    const policies = [...new Set([...a.policies, ...(a.noDefaultPolicy ? [] : ["default"])])].sort();
+    const ttls = mount.info.config;
+    const prefix = mount.entry.path.replace(/^auth\//, "").replace(/\/$/, "").replace(/\//g, "-");
+    const { token, entry } = await this.tokens.create({
+      policies,
+      meta: a.metadata,
+      displayName: a.displayName ? `${prefix}-${a.displayName}` : prefix,
+      numUses: a.numUses,
+      ttl: a.ttl || ttls.defaultLeaseTtl,
+      explicitMaxTtl: a.explicitMaxTtl,
+      period: a.period,
+      renewable: a.renewable ?? true,
+      path,
+      authMount: mount.entry.path,
+      parent: null,
+      mountMaxTtl: Math.min(a.maxTtl || ttls.maxLeaseTtl, ttls.maxLeaseTtl),
+      boundCidrs: a.boundCidrs,
+    });
+    this.metrics.tokensCreated.inc({ auth_mount: mount.entry.path });
+    return { auth: authBlock(token, entry), entry };
+  }
+}
+
+/** The audit view of an `auth` block. */
+function auditAuth(auth: Record<string, unknown> | null): AuditIssuedAuth | undefined {
+  if (!auth) return undefined;
+  return {
+    clientToken: String(auth.client_token),
+    accessor: String(auth.accessor),
+    policies: auth.policies as string[],
+    metadata: auth.metadata as Record<string, string> | null,
+    ttl: auth.lease_duration as number,
+    numUses: auth.num_uses as number,
+  };
+}
+
+/** Vault's `auth` block for a newly minted token. */
+export function authBlock(token: string, entry: TokenEntry): Record<string, unknown> {
+  return {
+    client_token: token,
+    accessor: entry.accessor,
+    policies: entry.policies,
+    token_policies: entry.policies,
+    identity_policies: null,
+    metadata: entry.meta,
+    lease_duration: entry.creationTtl,
+    renewable: entry.renewable,
+    entity_id: entry.entityId,
+    token_type: "service",
+    orphan: entry.parent === null,
+    mfa_requirement: null,
+    num_uses: entry.numUses,
+  };
+}
+
+function builtinEntry(path: string, type: string, description: string): MountEntry {
+  return {
+    path,
+    type,
+    description,
+    accessor: `${type}_${randomUUID().slice(0, 8)}`,
+    uuid: randomUUID(),
+    config: { default_lease_ttl: 0, max_lease_ttl: 0 },
+    options: {},
+    local: false,
+    seal_wrap: false,
+    builtin: true,
+  };
+}
+
+function matchesAny(patterns: string[] | undefined, rel: string): boolean {
+  return !!patterns?.some((p) => globMatch(p, rel));
+}
+
+function checkBoundCidrs(entry: TokenEntry, remote: string): void {
+  if (!entry.boundCidrs.length) return;
+  // Token CIDR binding lands with the auth methods; until then a bound token is refused outright.
+  void remote;
+  throw new PermissionDenied();
+}
+
+function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+/** Builds Vault's response envelope from a handler response. */
+function renderResponse(requestId: string, resp: HandlerResponse, auth: Record<string, unknown> | null, mountType: string): CoreResponse {
+  if (resp.raw) return { status: resp.raw.status, raw: { contentType: resp.raw.contentType, body: resp.raw.body } };
+  const hasContent = resp.data != null || auth !== null || (resp.warnings?.length ?? 0) > 0;
+  if (!hasContent) return { status: resp.status ?? 204 };
+  const body: Record<string, unknown> = {
+    request_id: requestId,
+    lease_id: "",
+    renewable: false,
+    lease_duration: 0,
+    data: resp.data ?? null,
+    wrap_info: null,
+    warnings: resp.warnings?.length ? resp.warnings : null,
+    auth,
+    mount_type: mountType,
+  };
+  if (resp.copyDataToTopLevel && resp.data) for (const [k, v] of Object.entries(resp.data)) if (!(k in body)) body[k] = v;
+  return { status: resp.status ?? 200, body };
+}

@@ -1,0 +1,168 @@
+import { z } from "zod";
+import { NotFound, UserError, zBool, zDuration, zStringMap } from "../../sdk/index.js";
+import type { PathDefinition } from "../../sdk/types.js";
+import type { Core } from "../core.js";
+import { normaliseMountPath, type MountEntry } from "../mounts.js";
+
+const mountConfigSchema = z
+  .object({
+    default_lease_ttl: zDuration.optional(),
+    max_lease_ttl: zDuration.optional(),
+    force_no_cache: zBool.optional(),
+    audit_non_hmac_request_keys: z.unknown().optional(),
+    audit_non_hmac_response_keys: z.unknown().optional(),
+    listing_visibility: z.string().optional(),
+    passthrough_request_headers: z.unknown().optional(),
+  })
+  .optional();
+
+const enableSchema = z.object({
+  type: z.string().min(1, "type is required (e.g. kv, database, pki, approle)"),
+  description: z.string().optional(),
+  config: mountConfigSchema,
+  options: zStringMap.optional(),
+  local: zBool.optional(),
+  seal_wrap: zBool.optional(),
+  external_entropy_access: zBool.optional(),
+  plugin_name: z.string().optional(),
+  plugin_version: z.string().optional(),
+});
+
+const tuneSchema = z.object({
+  default_lease_ttl: zDuration.optional(),
+  max_lease_ttl: zDuration.optional(),
+  description: z.string().optional(),
+  options: zStringMap.optional(),
+  listing_visibility: z.string().optional(),
+  audit_non_hmac_request_keys: z.unknown().optional(),
+  audit_non_hmac_response_keys: z.unknown().optional(),
+  passthrough_request_headers: z.unknown().optional(),
+});
+
+/** Vault's representation of a mount in `sys/mounts` and `sys/auth`. */
+export function describeMount(e: MountEntry): Record<string, unknown> {
+  return {
+    type: e.type,
+    description: e.description,
+    accessor: e.accessor,
+    uuid: e.uuid,
+    config: { default_lease_ttl: e.config.default_lease_ttl, max_lease_ttl: e.config.max_lease_ttl, force_no_cache: false },
+    options: Object.keys(e.options).length ? e.options : null,
+    local: e.local,
+    seal_wrap: e.seal_wrap,
+    external_entropy_access: false,
+    plugin_version: "",
+    running_plugin_version: "",
+    running_sha256: "",
+  };
+}
+
+function mountPaths(core: Core, kind: "secrets" | "auth", base: string): PathDefinition[] {
+  const full = (p: string) => (kind === "auth" ? "auth/" : "") + normaliseMountPath(p);
+  const shown = (e: MountEntry) => (kind === "auth" ? e.path.slice("auth/".length) : e.path);
+  const tuneView = (e: MountEntry) => {
+    const ttls = core.mounts.effectiveTtls(e);
+    return { default_lease_ttl: ttls.defaultLeaseTtl, max_lease_ttl: ttls.maxLeaseTtl, force_no_cache: false, description: e.description, options: e.options };
+  };
+  return [
+    {
+      pattern: base,
+      operations: {
+        read: {
+          handler: async () => ({
+            data: Object.fromEntries(core.mounts.list(kind).map((e) => [shown(e), describeMount(e)])),
+            copyDataToTopLevel: true,
+          }),
+        },
+      },
+    },
+    {
+      pattern: `${base}/(?<path>.+)/tune`,
+      operations: {
+        read: {
+          handler: async (req) => {
+            const m = core.mounts.get(full(req.params.path));
+            if (!m) throw new UserError(`cannot fetch sysview for path "${req.params.path}"`);
+            return { data: tuneView(m.entry), copyDataToTopLevel: true };
+          },
+        },
+        update: {
+          schema: tuneSchema,
+          handler: async (req) => {
+            const d = req.data as z.infer<typeof tuneSchema>;
+            await core.mounts.tune(full(req.params.path), { default_lease_ttl: d.default_lease_ttl, max_lease_ttl: d.max_lease_ttl, description: d.description });
+          },
+        },
+      },
+    },
+    {
+      pattern: `${base}/(?<path>.+)`,
+      operations: {
+        read: {
+          handler: async (req) => {
+            const m = core.mounts.get(full(req.params.path));
+            if (!m || m.kind !== kind) throw new NotFound(`no mount at ${req.params.path}`);
+            return { data: describeMount(m.entry), copyDataToTopLevel: true };
+          },
+        },
+        update: {
+          schema: enableSchema,
+          handler: async (req) => {
+            const d = req.data as z.infer<typeof enableSchema>;
+            const options = { ...(d.options ?? {}) };
+            await core.mounts.enable(kind, full(req.params.path), {
+              type: d.type === "plugin" && d.plugin_name ? d.plugin_name : d.type,
+              description: d.description,
+              config: { default_lease_ttl: d.config?.default_lease_ttl, max_lease_ttl: d.config?.max_lease_ttl },
+              options,
+              local: d.local,
+              seal_wrap: d.seal_wrap,
+            });
+          },
+        },
+        delete: {
+          handler: async (req) => {
+            const path = full(req.params.path);
+            const m = core.mounts.get(path);
+            if (!m) return; // Vault answers 204 for a path that is not mounted
+            if (kind === "auth") await core.revokeTokensOfAuthMount(path);
+            await core.mounts.disable(path);
+          },
+        },
+      },
+    },
+  ];
+}
+
+export function mountsPaths(core: Core): PathDefinition[] {
+  return [
+    ...mountPaths(core, "secrets", "mounts"),
+    ...mountPaths(core, "auth", "auth"),
+    {
+      pattern: "internal/ui/mounts",
+      operations: {
+        read: {
+          handler: async () => ({
+            data: {
+              secret: Object.fromEntries(core.mounts.list("secrets").map((e) => [e.path, describeMount(e)])),
+              auth: Object.fromEntries(core.mounts.list("auth").map((e) => [e.path.slice(5), describeMount(e)])),
+            },
+          }),
+        },
+      },
+    },
+    {
+      pattern: "internal/ui/mounts/(?<path>.+)",
+      operations: {
+        read: {
+          handler: async (req) => {
+            const target = req.params.path.replace(/^\/+/, "");
+            const m = core.mounts.resolve(target.endsWith("/") ? target : target + "/") ?? core.mounts.resolve(target);
+            if (!m || m.entry.builtin) throw new UserError(`preflight capability check returned 403, please ensure client's policies grant access to path "${target}"`);
+            return { data: { ...describeMount(m.entry), path: m.entry.path.replace(/^auth\//, "") } };
+          },
+        },
+      },
+    },
+  ];
+}

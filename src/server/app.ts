@@ -1,0 +1,168 @@
+import { randomUUID } from "node:crypto";
+import type { IncomingMessage } from "node:http";
+import { TLSSocket } from "node:tls";
+import { Hono, type Context } from "hono";
+import type { HttpBindings } from "@hono/node-server";
+import type { Logger } from "pino";
+import type { Core, CoreRequest, CoreResponse } from "../core/core.js";
+import { isLeaseholdError, PayloadTooLarge, UnsupportedOperation, UserError, type LeaseholdError } from "../sdk/errors.js";
+
+/** Vault's limit on request bodies. */
+export const MAX_BODY_BYTES = 32 * 1024 * 1024;
+
+type Env = { Bindings: HttpBindings };
+
+/** The error envelope: `{"errors": [...]}` (an empty NotFound gives `[]`, as Vault does). */
+export function errorBody(err: LeaseholdError): { errors: string[] } {
+  return { errors: [err.message, ...err.details].filter((m) => m !== "") };
+}
+
+/** Reads the body with a hard size limit; JSON or form-encoded; must be an object. */
+async function readBody(c: Context<Env>): Promise<Record<string, unknown>> {
+  const declared = Number(c.req.header("content-length") ?? "0");
+  if (declared > MAX_BODY_BYTES) throw new PayloadTooLarge(`request body too large: limit is ${MAX_BODY_BYTES} bytes`);
+  const stream = c.req.raw.body;
+  if (!stream) return {};
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  const reader = stream.getReader();
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > MAX_BODY_BYTES) {
+      await reader.cancel();
+      throw new PayloadTooLarge(`request body too large: limit is ${MAX_BODY_BYTES} bytes`);
+    }
+    chunks.push(value);
+  }
+  const text = Buffer.concat(chunks).toString("utf8");
+  if (text.trim() === "") return {};
+  const type = (c.req.header("content-type") ?? "").toLowerCase();
+  if (type.startsWith("application/x-www-form-urlencoded")) {
+    return Object.fromEntries(new URLSearchParams(text));
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (e) {
+    throw new UserError(`failed to parse JSON input: ${(e as Error).message}`);
+  }
+  if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) throw new UserError("failed to parse JSON input: the body must be a JSON object");
+  return parsed as Record<string, unknown>;
+}
+
+function tokenOf(c: Context<Env>): string | undefined {
+  const t = c.req.header("x-vault-token");
+  if (t) return t.trim();
+  const auth = c.req.header("authorization");
+  if (auth && /^bearer\s+/i.test(auth)) return auth.replace(/^bearer\s+/i, "").trim();
+  return undefined;
+}
+
+function connectionOf(incoming: IncomingMessage): CoreRequest["connection"] {
+  const socket = incoming.socket;
+  const conn: CoreRequest["connection"] = { remoteAddress: socket.remoteAddress ?? "" };
+  if (socket instanceof TLSSocket) {
+    conn.tlsAuthorized = socket.authorized;
+    const peer = socket.getPeerCertificate(true);
+    if (peer && peer.raw) {
+      conn.peerCertificate = peer.raw;
+      const chain: Buffer[] = [];
+      let cur = peer.issuerCertificate;
+      while (cur && cur.raw && !chain.some((c) => c.equals(cur!.raw))) {
+        chain.push(cur.raw);
+        cur = cur.issuerCertificate;
+      }
+      conn.peerCertificateChain = chain;
+    }
+  }
+  return conn;
+}
+
+/** Maps HTTP method (+ `list` query) to the core's operation. */
+function operationOf(method: string, list: boolean): CoreRequest["op"] {
+  switch (method) {
+    case "GET":
+    case "HEAD":
+      return list ? "list" : "read";
+    case "LIST":
+      return "list";
+    case "POST":
+    case "PUT":
+      return "write";
+    case "DELETE":
+      return "delete";
+    case "PATCH":
+      return "patch";
+    default:
+      throw new UnsupportedOperation(`unsupported method ${method}`);
+  }
+}
+
+/** Writes a core response as an HTTP response. */
+function send(c: Context<Env>, resp: CoreResponse): Response {
+  if (resp.raw) return c.body(typeof resp.raw.body === "string" ? resp.raw.body : new Uint8Array(resp.raw.body), resp.status as 200, { "Content-Type": resp.raw.contentType });
+  if (!resp.body) return c.body(null, resp.status as 204);
+  return c.json(resp.body, resp.status as 200);
+}
+
+/**
+ * The HTTP front: one catch-all `/v1/*` route (mounts change at runtime, so Hono's own router
+ * cannot know them) that parses the request, asks the core, and renders Vault's envelopes.
+ */
+export function buildApp(core: Core, logger: Logger): Hono<Env> {
+  const app = new Hono<Env>();
+
+  app.onError((err, c) => {
+    if (isLeaseholdError(err)) {
+      if (err.status >= 500) logger.error({ err, path: c.req.path }, "request failed");
+      return c.json(errorBody(err), err.status as 400);
+    }
+    logger.error({ err, path: c.req.path }, "internal error");
+    return c.json({ errors: ["internal error"] }, 500);
+  });
+  app.notFound((c) => c.json({ errors: [] }, 404));
+
+  app.all("/v1/*", async (c) => {
+    const started = process.hrtime.bigint();
+    const method = c.req.method.toUpperCase();
+    let status = 500;
+    try {
+      const url = new URL(c.req.url);
+      let rawPath: string;
+      try {
+        rawPath = decodeURIComponent(url.pathname.slice("/v1/".length));
+      } catch {
+        throw new UserError("invalid URL encoding in request path");
+      }
+      const listParam = url.searchParams.get("list");
+      const isList = listParam === "true" || listParam === "1";
+      const op = operationOf(method, isList);
+      let data: Record<string, unknown> = {};
+      if (op === "read" || op === "list") {
+        for (const [k, v] of url.searchParams) if (k !== "list") data[k] = v;
+      } else {
+        data = await readBody(c);
+      }
+      const resp = await core.handle({
+        id: randomUUID(),
+        op,
+        path: rawPath,
+        data,
+        token: tokenOf(c),
+        connection: connectionOf(c.env.incoming),
+      });
+      status = resp.status;
+      return send(c, resp);
+    } catch (err) {
+      status = isLeaseholdError(err) ? err.status : 500;
+      throw err;
+    } finally {
+      core.metrics.requests.inc({ method, status: String(status) });
+      core.metrics.requestDuration.observe({ method }, Number(process.hrtime.bigint() - started) / 1e9);
+    }
+  });
+
+  return app;
+}

@@ -1,0 +1,202 @@
+import "reflect-metadata";
+import { readFileSync } from "node:fs";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { Logger } from "pino";
+import { builtinPlugins } from "../../plugins/index.js";
+import { Core } from "../core/core.js";
+import { loadStaticKey } from "../core/seal.js";
+import { isLeaseholdError } from "../sdk/errors.js";
+import { SqliteStorage } from "../storage/sqlite.js";
+import { buildApp } from "./app.js";
+import { DEFAULT_LEASE_TTL_SECONDS, loadServerConfig, type ServerConfig } from "./config.js";
+import { generateDevTls, type DevTlsFiles } from "./dev-tls.js";
+import { listen, type RunningListener } from "./listen.js";
+import { createLogger } from "./logger.js";
+
+/** What `leasehold server` passes in (see src/cli/commands/server.ts). */
+export interface ServerRunOptions {
+  config?: string;
+  dev: boolean;
+  devRootTokenId?: string;
+  devListenAddress?: string;
+  devTls: boolean;
+  devTlsCertDir?: string;
+  logLevel?: string;
+}
+
+/** A running server: its core, listeners and how to stop it. */
+export interface RunningServer {
+  core: Core;
+  listeners: RunningListener[];
+  /** First listener's base URL (`http://127.0.0.1:8200`). */
+  url: string;
+  logger: Logger;
+  /** Dev mode only. */
+  rootToken?: string;
+  unsealKey?: string;
+  devTls?: DevTlsFiles;
+  stop(): Promise<void>;
+}
+
+function readFile(path: string, what: string): string {
+  try {
+    return readFileSync(path, "utf8");
+  } catch (e) {
+    throw new Error(`cannot read ${what} ${path}: ${(e as Error).message}`);
+  }
+}
+
+/** Starts a server from a parsed config file. */
+export async function startConfiguredServer(config: ServerConfig, logger = createLogger(config.logLevel)): Promise<RunningServer> {
+  const physical = new SqliteStorage({ path: config.storage.path, synchronous: config.storage.synchronous });
+  const core = new Core({
+    physical,
+    plugins: builtinPlugins,
+    logger,
+    staticSealKey: config.seal ? loadStaticKey(config.seal.keyFile) : undefined,
+    defaultLeaseTtl: config.defaultLeaseTtl,
+    maxLeaseTtl: config.maxLeaseTtl,
+    clusterName: config.clusterName,
+  });
+  await core.start();
+  const app = buildApp(core, logger);
+  const listeners: RunningListener[] = [];
+  for (const l of config.listeners) {
+    const tls = l.tlsDisable
+      ? undefined
+      : { cert: readFile(l.tlsCertFile!, "tls_cert_file"), key: readFile(l.tlsKeyFile!, "tls_key_file"), ca: l.tlsClientCaFile ? readFile(l.tlsClientCaFile, "tls_client_ca_file") : undefined };
+    listeners.push(await listen(app, { address: l.address, tls }));
+  }
+  return running(core, listeners, logger);
+}
+
+function running(core: Core, listeners: RunningListener[], logger: Logger, extra: Partial<RunningServer> = {}): RunningServer {
+  let stopped: Promise<void> | undefined;
+  return {
+    core,
+    listeners,
+    url: listeners[0].url,
+    logger,
+    ...extra,
+    stop: () =>
+      (stopped ??= (async () => {
+        await Promise.all(listeners.map((l) => l.close()));
+        await core.shutdown();
+      })()),
+  };
+}
+
+export interface DevServerOptions {
+  address?: string;
+  rootTokenId?: string;
+  tls?: boolean;
+  tlsCertDir?: string;
+  logger?: Logger;
+  defaultLeaseTtl?: number;
+  maxLeaseTtl?: number;
+}
+
+/** The dev server: in-memory store, initialised, unsealed, KV v2 at `secret/`. */
+export async function startDevServer(opts: DevServerOptions = {}): Promise<RunningServer> {
+  const logger = opts.logger ?? createLogger("info");
+  const core = new Core({
+    physical: new SqliteStorage({ path: ":memory:" }),
+    plugins: builtinPlugins,
+    logger,
+    defaultLeaseTtl: opts.defaultLeaseTtl ?? DEFAULT_LEASE_TTL_SECONDS,
+    maxLeaseTtl: opts.maxLeaseTtl ?? DEFAULT_LEASE_TTL_SECONDS,
+    clusterName: "leasehold-dev",
+  });
+  const { keys, rootToken } = await core.initialize(1, 1, opts.rootTokenId);
+  await core.submitUnsealKey(keys[0].toString("hex"));
+  await core.mounts.enable("secrets", "secret/", { type: "kv", description: "key/value secret storage", options: { version: "2" } });
+  let devTls: DevTlsFiles | undefined;
+  if (opts.tls) devTls = await generateDevTls(opts.tlsCertDir ?? mkdtempSync(join(tmpdir(), "leasehold-dev-tls-")));
+  const app = buildApp(core, logger);
+  const listener = await listen(app, {
+    address: opts.address ?? "127.0.0.1:8200",
+    tls: devTls ? { cert: devTls.cert, key: devTls.key, ca: devTls.ca } : undefined,
+  });
+  return running(core, [listener], logger, { rootToken, unsealKey: keys[0].toString("base64"), devTls });
+}
+
+/** `leasehold server`: starts, prints how to reach it, and runs until SIGTERM/SIGINT. */
+export async function runServer(opts: ServerRunOptions): Promise<void> {
+  let server: RunningServer;
+  try {
+    if (opts.dev) {
+      server = await startDevServer({
+        address: opts.devListenAddress,
+        rootTokenId: opts.devRootTokenId,
+        tls: opts.devTls,
+        tlsCertDir: opts.devTlsCertDir,
+        logger: createLogger(opts.logLevel ?? "info"),
+      });
+      printDevBanner(server);
+    } else {
+      const config = loadServerConfig(readFile(opts.config!, "configuration file"), opts.config!);
+      if (opts.logLevel) config.logLevel = opts.logLevel as ServerConfig["logLevel"];
+      server = await startConfiguredServer(config);
+      process.stdout.write(
+        `==> leasehold server started on ${server.listeners.map((l) => l.url).join(", ")} (storage: sqlite ${config.storage.path})\n` +
+          (server.core.sealed ? "    The server is sealed: run `leasehold operator init` (first start) or `leasehold operator unseal`.\n" : ""),
+      );
+    }
+  } catch (err) {
+    const msg = isLeaseholdError(err) || err instanceof Error ? err.message : String(err);
+    process.stderr.write(`Error starting the server: ${msg}\n`);
+    process.exitCode = 1;
+    return;
+  }
+  await waitForShutdown(server);
+}
+
+function printDevBanner(s: RunningServer): void {
+  const lines = [
+    "==> leasehold dev server started! Log data will stream in below (stderr).",
+    "",
+    "WARNING! dev mode is enabled! In this mode, leasehold runs entirely in-memory",
+    "and starts unsealed with a single unseal key. The root token is already",
+    "authenticated to the CLI, so you can immediately begin using leasehold.",
+    "",
+    "You may need to set the following environment variables:",
+    "",
+    `    $ export VAULT_ADDR='${s.url}'`,
+    ...(s.devTls ? [`    $ export VAULT_CACERT='${s.devTls.caFile}'`] : []),
+    "",
+    "The unseal key and root token are displayed below in case you want to",
+    "seal/unseal the server or re-authenticate.",
+    "",
+    `Unseal Key: ${s.unsealKey}`,
+    `Root Token: ${s.rootToken}`,
+    "",
+    "Development mode should NOT be used in production installations!",
+    "",
+  ];
+  process.stdout.write(lines.join("\n") + "\n");
+}
+
+/** Graceful shutdown on SIGTERM/SIGINT; SIGHUP reopens audit files (log rotation). */
+function waitForShutdown(s: RunningServer): Promise<void> {
+  return new Promise((resolve) => {
+    const stop = (signal: string) => {
+      s.logger.info({ signal }, "shutting down");
+      s.stop().then(
+        () => resolve(),
+        (err) => {
+          s.logger.error({ err }, "shutdown failed");
+          process.exitCode = 1;
+          resolve();
+        },
+      );
+    };
+    process.once("SIGTERM", () => stop("SIGTERM"));
+    process.once("SIGINT", () => stop("SIGINT"));
+    process.on("SIGHUP", () => {
+      const failures = s.core.audit.reopen();
+      for (const f of failures) s.logger.error({ device: f.path, err: f.error }, "audit device reopen failed");
+    });
+  });
+}
