@@ -55,7 +55,16 @@ export class MountTable {
     private readonly builtins: { entry: MountEntry; kind: "secrets" | "auth"; backend: Backend }[],
     private readonly logger: Logger,
     private readonly systemTtl: { defaultLeaseTtl: number; maxLeaseTtl: number },
-  ) {}
+  ) {
+    // The built-in mounts are always present, sealed or not: `sys/health`, `sys/init` and
+    // `sys/unseal` must resolve before the first unseal and after `sys/seal`.
+    this.resetToBuiltins();
+  }
+
+  private resetToBuiltins(): void {
+    this.mounts.clear();
+    for (const b of this.builtins) this.mounts.set(b.entry.path, this.live(b.entry, b.kind, b.backend));
+  }
 
   private tableKey(kind: "secrets" | "auth"): string {
     return kind === "secrets" ? "core/mounts" : "core/auth";
@@ -63,8 +72,7 @@ export class MountTable {
 
   /** Loads both tables and instantiates every backend (at unseal). */
   async load(): Promise<void> {
-    this.mounts.clear();
-    for (const b of this.builtins) this.mounts.set(b.entry.path, this.live(b.entry, b.kind, b.backend));
+    this.resetToBuiltins();
     for (const kind of ["secrets", "auth"] as const) {
       const raw = await this.barrier.get(this.tableKey(kind));
       const entries: MountEntry[] = raw ? JSON.parse(raw.toString("utf8")) : [];
@@ -79,9 +87,13 @@ export class MountTable {
     }
   }
 
+  /** Closes every engine (at seal); the built-in mounts stay so the seal endpoints still resolve. */
   async unload(): Promise<void> {
-    for (const m of this.mounts.values()) await m.backend.close?.().catch((e) => this.logger.warn({ err: e, mount: m.entry.path }, "closing backend failed"));
-    this.mounts.clear();
+    for (const m of this.mounts.values()) {
+      if (m.entry.builtin) continue;
+      await m.backend.close?.().catch((e) => this.logger.warn({ err: e, mount: m.entry.path }, "closing backend failed"));
+    }
+    this.resetToBuiltins();
   }
 
   private storageFor(entry: MountEntry, kind: "secrets" | "auth"): StorageView {
