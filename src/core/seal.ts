@@ -74,7 +74,14 @@ export class SealManager {
     }
     if (secretShares > 1 && secretThreshold < 2) throw new UserError("secret_threshold must be greater than one for multiple shares");
     const rootKey = randomBytes(32);
-    const shares = secretShares === 1 ? [Buffer.from(rootKey)] : (await split(rootKey, secretShares, secretThreshold)).map((s) => Buffer.from(s));
+    // shamir-secret-sharing checks `constructor === Uint8Array`, so a Buffer is refused: pass a plain copy.
+    let shares: Buffer[];
+    if (secretShares === 1) shares = [Buffer.from(rootKey)];
+    else {
+      const plain = new Uint8Array(rootKey);
+      shares = (await split(plain, secretShares, secretThreshold)).map((s) => Buffer.from(s));
+      plain.fill(0);
+    }
     await this.barrier.initialize(rootKey);
     if (this.staticKey) await this.barrier.physical.put(STATIC_ROOT_KEY_PATH, seal(this.staticKey, 0, STATIC_ROOT_KEY_PATH, rootKey));
     const cfg: SealConfig = { type: this.sealType, secret_shares: secretShares, secret_threshold: secretThreshold };
@@ -126,7 +133,8 @@ export class SealManager {
     this.resetProgress();
     let rootKey: Buffer;
     try {
-      rootKey = cfg.secret_threshold === 1 ? collected[0] : Buffer.from(await combine(collected));
+      // Plain Uint8Array copies: the library refuses Buffers (see initialize).
+      rootKey = cfg.secret_threshold === 1 ? collected[0] : Buffer.from(await combine(collected.map((s) => new Uint8Array(s))));
     } catch (e) {
       throw new UserError(`failed to combine unseal keys: ${(e as Error).message}`);
     }

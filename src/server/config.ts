@@ -1,0 +1,301 @@
+/**
+ * The server config file: Vault-style HCL (or its JSON form), e.g.
+ *
+ *   storage "sqlite" { path = "/var/lib/leasehold/leasehold.db" }
+ *   listener "tcp" { address = "0.0.0.0:8200"  tls_cert_file = "..."  tls_key_file = "..." }
+ *   seal "static" { key_file = "/etc/leasehold/unseal.key" }
+ *   api_addr = "https://leasehold.example:8200"
+ *
+ * Every key is checked: a typo in a security setting (`tls_disbale`) must stop the server, not be
+ * ignored. `disable_mlock` and `ui` are accepted (their values must still be booleans) and
+ * otherwise ignored, so Vault configs load unchanged: Node cannot lock its heap into memory, so
+ * leasehold never mlocks (operators who care should disable swap or encrypt it), and leasehold
+ * has no web UI.
+ */
+import { UserError } from "../sdk/errors.js";
+import { parseDuration } from "../sdk/durations.js";
+import { hclBlocks, parseHclJson, parseHclWithPositions, positionOf, describeValue, type HclBlock, type HclDocument, type HclObject, type HclValue } from "../core/hcl.js";
+
+export interface ListenerConfig {
+  /** `host:port`; IPv6 hosts in brackets (`[::1]:8200`). */
+  address: string;
+  tlsDisable: boolean;
+  tlsCertFile?: string;
+  tlsKeyFile?: string;
+  tlsClientCaFile?: string;
+}
+
+export type LogLevel = "trace" | "debug" | "info" | "warn" | "error";
+
+export interface ServerConfig {
+  storage: { type: "sqlite"; path: string; synchronous: "NORMAL" | "FULL" };
+  listeners: ListenerConfig[];
+  /** Auto-unseal from a key file; without it the server starts sealed. */
+  seal?: { type: "static"; keyFile: string };
+  apiAddr?: string;
+  clusterName: string;
+  /** Seconds. */
+  defaultLeaseTtl: number;
+  /** Seconds. */
+  maxLeaseTtl: number;
+  logLevel: LogLevel;
+}
+
+/** Vault's system default for both lease TTLs: 768h (32 days). */
+export const DEFAULT_LEASE_TTL_SECONDS = 768 * 3600;
+export const DEFAULT_LISTENER_ADDRESS = "127.0.0.1:8200";
+export const DEFAULT_CLUSTER_NAME = "leasehold";
+
+const TOP_LEVEL_KEYS = ["storage", "listener", "seal", "api_addr", "cluster_name", "default_lease_ttl", "max_lease_ttl", "log_level", "disable_mlock", "ui"];
+const STORAGE_KEYS = ["path", "synchronous"];
+const LISTENER_KEYS = ["address", "tls_disable", "tls_cert_file", "tls_key_file", "tls_client_ca_file"];
+const SEAL_KEYS = ["key_file"];
+const LOG_LEVELS: readonly LogLevel[] = ["trace", "debug", "info", "warn", "error"];
+
+/**
+ * Parses and validates a server config. JSON when `fileName` ends in `.json` or the text starts
+ * with `{`, HCL otherwise. Errors are `UserError`s such as
+ * `leasehold.hcl:7: unknown key "adress" in listener "tcp" (did you mean "address"?)`.
+ */
+export function loadServerConfig(text: string, fileName: string): ServerConfig {
+  const isJson = fileName.toLowerCase().endsWith(".json") || text.trimStart().startsWith("{");
+  if (isJson) return new ConfigReader(fileName, undefined).read(parseHclJson(text, fileName));
+  const doc = parseHclWithPositions(text, fileName);
+  return new ConfigReader(fileName, doc).read(doc.value);
+}
+
+class ConfigReader {
+  constructor(
+    private readonly fileName: string,
+    private readonly doc: HclDocument | undefined,
+  ) {}
+
+  /**
+   * Throws `UserError("<file>:<line>: <message>")`, pointing at `key` in `node` (or at `node`);
+   * without a node (something missing from the whole file) the message has no line.
+   */
+  private fail(node: object | undefined, key: string | undefined, message: string): never {
+    const pos = node && positionOf(this.doc, node, key);
+    throw new UserError(`${this.fileName}${pos ? `:${pos.line}` : ""}: ${message}`);
+  }
+
+  read(root: HclObject): ServerConfig {
+    this.checkKeys(root, TOP_LEVEL_KEYS, "");
+
+    const storageBlocks = this.blocks(root, "storage");
+    if (storageBlocks.length === 0) {
+      this.fail(undefined, undefined, 'no storage block: add storage "sqlite" { path = "/var/lib/leasehold/leasehold.db" }');
+    }
+    if (storageBlocks.length > 1) this.fail(storageBlocks[1].body, undefined, `only one storage block is allowed (found ${storageBlocks.length})`);
+    const storage = this.storage(storageBlocks[0]);
+
+    const listenerBlocks = this.blocks(root, "listener");
+    if (listenerBlocks.length === 0) {
+      this.fail(undefined, undefined, `no listener block: add listener "tcp" { address = "${DEFAULT_LISTENER_ADDRESS}" ... }`);
+    }
+    const listeners = listenerBlocks.map((b) => this.listener(b));
+    const seen = new Map<string, HclBlock>();
+    listenerBlocks.forEach((b, i) => {
+      const address = listeners[i].address;
+      const first = seen.get(address);
+      if (first) {
+        const firstLine = positionOf(this.doc, first.body)?.line;
+        this.fail(b.body, undefined, `two listeners use the address ${JSON.stringify(address)}${firstLine ? ` (the first on line ${firstLine})` : ""}`);
+      }
+      seen.set(address, b);
+    });
+
+    const sealBlocks = this.blocks(root, "seal");
+    if (sealBlocks.length > 1) this.fail(sealBlocks[1].body, undefined, `only one seal block is allowed (found ${sealBlocks.length})`);
+    const seal = sealBlocks.length ? this.seal(sealBlocks[0]) : undefined;
+
+    const apiAddr = root.api_addr === undefined ? undefined : this.url(root, "api_addr");
+    const clusterName = root.cluster_name === undefined ? DEFAULT_CLUSTER_NAME : this.string(root, "cluster_name", "");
+    const defaultLeaseTtl = root.default_lease_ttl === undefined ? DEFAULT_LEASE_TTL_SECONDS : this.duration(root, "default_lease_ttl");
+    const maxLeaseTtl = root.max_lease_ttl === undefined ? DEFAULT_LEASE_TTL_SECONDS : this.duration(root, "max_lease_ttl");
+    if (maxLeaseTtl < defaultLeaseTtl) {
+      const at = root.max_lease_ttl !== undefined ? "max_lease_ttl" : "default_lease_ttl";
+      this.fail(root, at, `max_lease_ttl (${maxLeaseTtl}s) must be at least default_lease_ttl (${defaultLeaseTtl}s)`);
+    }
+    const logLevel = root.log_level === undefined ? "info" : this.logLevel(root);
+    // Accepted for compatibility with Vault configs and otherwise ignored (see the file comment).
+    if (root.disable_mlock !== undefined) this.bool(root, "disable_mlock", "");
+    if (root.ui !== undefined) this.bool(root, "ui", "");
+
+    const config: ServerConfig = { storage, listeners, clusterName, defaultLeaseTtl, maxLeaseTtl, logLevel };
+    if (seal) config.seal = seal;
+    if (apiAddr !== undefined) config.apiAddr = apiAddr;
+    return config;
+  }
+
+  // ---- blocks ----
+
+  private blocks(root: HclObject, key: string): HclBlock[] {
+    try {
+      return hclBlocks(root[key], 1, key);
+    } catch (err) {
+      return this.fail(root, key, (err as Error).message);
+    }
+  }
+
+  private blockType(block: HclBlock, kind: string, supported: string): void {
+    const type = block.labels[0];
+    if (type !== supported) {
+      this.fail(block.body, undefined, `${kind} type ${JSON.stringify(type)} is not supported (supported: ${supported})`);
+    }
+  }
+
+  private storage(block: HclBlock): ServerConfig["storage"] {
+    this.blockType(block, "storage", "sqlite");
+    const where = 'storage "sqlite"';
+    const body = block.body;
+    this.checkKeys(body, STORAGE_KEYS, where);
+    if (body.path === undefined) this.fail(body, undefined, `${where}: path is required (the SQLite database file)`);
+    const path = this.string(body, "path", where);
+    let synchronous: "NORMAL" | "FULL" = "NORMAL";
+    if (body.synchronous !== undefined) {
+      const value = this.string(body, "synchronous", where).toLowerCase();
+      if (value !== "normal" && value !== "full") {
+        this.fail(body, "synchronous", `${where}: synchronous must be "normal" or "full", got ${JSON.stringify(body.synchronous)}`);
+      }
+      synchronous = value === "full" ? "FULL" : "NORMAL";
+    }
+    return { type: "sqlite", path, synchronous };
+  }
+
+  private listener(block: HclBlock): ListenerConfig {
+    this.blockType(block, "listener", "tcp");
+    const where = 'listener "tcp"';
+    const body = block.body;
+    this.checkKeys(body, LISTENER_KEYS, where);
+    const address = body.address === undefined ? DEFAULT_LISTENER_ADDRESS : this.address(body, where);
+    const tlsDisable = body.tls_disable === undefined ? false : this.bool(body, "tls_disable", where);
+    const listener: ListenerConfig = { address, tlsDisable };
+    if (body.tls_cert_file !== undefined) listener.tlsCertFile = this.string(body, "tls_cert_file", where);
+    if (body.tls_key_file !== undefined) listener.tlsKeyFile = this.string(body, "tls_key_file", where);
+    if (body.tls_client_ca_file !== undefined) listener.tlsClientCaFile = this.string(body, "tls_client_ca_file", where);
+    if (!tlsDisable) {
+      const missing = [listener.tlsCertFile ? "" : "tls_cert_file", listener.tlsKeyFile ? "" : "tls_key_file"].filter(Boolean);
+      if (missing.length) {
+        this.fail(body, undefined, `${where} on ${address}: TLS is enabled, so ${missing.join(" and ")} ${missing.length > 1 ? "are" : "is"} required (set tls_disable = true to serve plain HTTP)`);
+      }
+    }
+    return listener;
+  }
+
+  private seal(block: HclBlock): NonNullable<ServerConfig["seal"]> {
+    this.blockType(block, "seal", "static");
+    const where = 'seal "static"';
+    const body = block.body;
+    this.checkKeys(body, SEAL_KEYS, where);
+    if (body.key_file === undefined) this.fail(body, undefined, `${where}: key_file is required (the file holding the unseal key)`);
+    return { type: "static", keyFile: this.string(body, "key_file", where) };
+  }
+
+  // ---- values ----
+
+  private checkKeys(body: HclObject, known: string[], where: string): void {
+    for (const key of Object.keys(body)) {
+      if (known.includes(key)) continue;
+      const suggestion = closest(key, known);
+      this.fail(body, key, `unknown key ${JSON.stringify(key)}${where ? ` in ${where}` : ""}${suggestion ? ` (did you mean ${JSON.stringify(suggestion)}?)` : ""}`);
+    }
+  }
+
+  private label(key: string, where: string): string {
+    return where ? `${where}: ${key}` : key;
+  }
+
+  private string(body: HclObject, key: string, where: string): string {
+    const v = body[key];
+    if (typeof v !== "string") this.fail(body, key, `${this.label(key, where)} must be a string, got ${describeValue(v)}`);
+    if (v.trim() === "") this.fail(body, key, `${this.label(key, where)} must not be empty`);
+    return v;
+  }
+
+  /** Go's `strconv.ParseBool` spellings, plus the numbers 1 and 0 (Vault configs write `tls_disable = 1`). */
+  private bool(body: HclObject, key: string, where: string): boolean {
+    const v = body[key];
+    if (typeof v === "boolean") return v;
+    if (v === 1 || v === 0) return v === 1;
+    if (typeof v === "string") {
+      const s = v.trim().toLowerCase();
+      if (s === "true" || s === "t" || s === "1") return true;
+      if (s === "false" || s === "f" || s === "0") return false;
+    }
+    return this.fail(body, key, `${this.label(key, where)} must be true or false, got ${describeValue(v)}`);
+  }
+
+  private duration(body: HclObject, key: string): number {
+    const v: HclValue = body[key];
+    let seconds: number;
+    try {
+      if (typeof v !== "string" && typeof v !== "number") throw new UserError(`${key}: expected a duration such as "768h" or a number of seconds, got ${describeValue(v)}`);
+      seconds = parseDuration(v, key);
+    } catch (err) {
+      return this.fail(body, key, (err as Error).message);
+    }
+    if (seconds <= 0) this.fail(body, key, `${key} must be greater than zero`);
+    return seconds;
+  }
+
+  private address(body: HclObject, where: string): string {
+    const address = this.string(body, "address", where).trim();
+    const m = /^(\[[0-9A-Fa-f:.]+\]|[^\s:[\]/]+):(\d{1,5})$/.exec(address);
+    if (!m || Number(m[2]) > 65535) {
+      this.fail(body, "address", `${where}: address must be host:port, such as "127.0.0.1:8200", "0.0.0.0:8200" or "[::1]:8200", got ${JSON.stringify(address)}`);
+    }
+    return address;
+  }
+
+  private url(body: HclObject, key: string): string {
+    const value = this.string(body, key, "");
+    let url: URL | undefined;
+    try {
+      url = new URL(value);
+    } catch {
+      url = undefined;
+    }
+    if (!url || (url.protocol !== "https:" && url.protocol !== "http:") || !url.host) {
+      this.fail(body, key, `${key} must be a URL such as "https://leasehold.example:8200", got ${JSON.stringify(value)}`);
+    }
+    return value;
+  }
+
+  private logLevel(root: HclObject): LogLevel {
+    const raw = this.string(root, "log_level", "").trim().toLowerCase();
+    const level = raw === "warning" ? "warn" : raw === "err" ? "error" : raw;
+    if (!(LOG_LEVELS as readonly string[]).includes(level)) {
+      this.fail(root, "log_level", `log_level must be one of ${LOG_LEVELS.join(", ")}, got ${JSON.stringify(root.log_level)}`);
+    }
+    return level as LogLevel;
+  }
+}
+
+/** The known key closest to a typo (edit distance at most 2, or 1 for short keys). */
+function closest(input: string, candidates: string[]): string | undefined {
+  let best: string | undefined;
+  let bestDistance = Infinity;
+  for (const c of candidates) {
+    const d = editDistance(input.toLowerCase(), c);
+    if (d < bestDistance) {
+      best = c;
+      bestDistance = d;
+    }
+  }
+  const limit = input.length <= 4 ? 1 : 2;
+  return bestDistance <= limit ? best : undefined;
+}
+
+/** Optimal string alignment distance: insertions, deletions, substitutions and adjacent swaps each cost 1. */
+function editDistance(a: string, b: string): number {
+  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)));
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      d[i][j] = Math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) d[i][j] = Math.min(d[i][j], d[i - 2][j - 2] + 1);
+    }
+  }
+  return d[a.length][b.length];
+}
