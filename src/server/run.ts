@@ -14,6 +14,7 @@ import { DEFAULT_LEASE_TTL_SECONDS, loadServerConfig, type ServerConfig } from "
 import { generateDevTls, type DevTlsFiles } from "./dev-tls.js";
 import { listen, type RunningListener } from "./listen.js";
 import { createLogger } from "./logger.js";
+import { writeTokenFile } from "../client/token-file.js";
 
 /** What `leasehold server` passes in (see src/cli/commands/server.ts). */
 export interface ServerRunOptions {
@@ -134,6 +135,8 @@ export async function runServer(opts: ServerRunOptions): Promise<void> {
         tlsCertDir: opts.devTlsCertDir,
         logger: createLogger(opts.logLevel ?? "info"),
       });
+      // As `vault server -dev` does: the CLI on this machine is logged in as root right away.
+      writeTokenFile(server.rootToken!);
       printDevBanner(server);
     } else {
       const config = loadServerConfig(readFile(opts.config!, "configuration file"), opts.config!);

@@ -1,0 +1,90 @@
+import type { Command } from "commander";
+import { writeTokenFile, type VaultResponse } from "../../client/index.js";
+import { CommandContext, UsageError, addConnectionOptions, addFormatOption, trimSlashes, type CliIo, type ConnectionFlags, type OutputFlags } from "../context.js";
+import { readAll } from "../kv-args.js";
+import { promptSecret } from "./operator.js";
+
+interface LoginFlags extends ConnectionFlags, OutputFlags {
+  method: string;
+  path?: string;
+  /** Commander's negation of `-no-store`. */
+  store: boolean;
+  tokenOnly?: boolean;
+}
+
+/** `lookup-self` data as the `auth` block `vault login TOKEN` prints. */
+export function authFromLookup(token: string, lookup: VaultResponse<Record<string, unknown>>): VaultResponse<unknown> {
+  const d = lookup.data ?? {};
+  const list = (v: unknown) => (Array.isArray(v) ? v.map(String) : []);
+  return {
+    ...lookup,
+    data: null,
+    auth: {
+      client_token: token,
+      accessor: String(d.accessor ?? ""),
+      policies: list(d.policies),
+      token_policies: list(d.policies),
+      identity_policies: list(d.identity_policies),
+      metadata: (d.meta as Record<string, string> | null) ?? null,
+      lease_duration: Number(d.ttl ?? 0),
+      renewable: d.renewable === true,
+      entity_id: String(d.entity_id ?? ""),
+      token_type: String(d.type ?? "service"),
+      orphan: d.orphan === true,
+    },
+  };
+}
+
+export function registerLogin(program: Command, io: CliIo): void {
+  addFormatOption(addConnectionOptions(program.command("login")))
+    .description("authenticate and store the token in ~/.leasehold-token")
+    .argument("[args...]", "TOKEN (token method) or K=V login data (other methods)")
+    .option("--method <type>", "auth method type: token, approle, kubernetes, jwt, cert", "token")
+    .option("--path <mount>", "mount path of the auth method (default: the method type)")
+    .option("--no-store", "print the token but do not store it")
+    .option("--token-only", "print only the token and do not store it (same as -field=token -no-store)")
+    .action(async (args: string[], flags: LoginFlags) => {
+      const ctx = new CommandContext(io, flags.tokenOnly ? { ...flags, field: "token" } : flags);
+      try {
+        const method = flags.method.toLowerCase();
+        let resp: VaultResponse<unknown>;
+        if (method === "token") {
+          if (args.length > 1) throw new UsageError("Too many arguments: login with the token method takes at most one TOKEN");
+          let token = args[0];
+          if (token === "-") token = (await readAll(io.stdin)).trim();
+          else if (token === undefined) token = await promptSecret(io, "Token (will be hidden): ");
+          if (!token) throw new UsageError("no token given");
+          const lookup = await ctx.call("validating token", (c) =>
+            c.request<VaultResponse<Record<string, unknown>>>("GET", "auth/token/lookup-self", { token }),
+          );
+          resp = authFromLookup(token, lookup.body as VaultResponse<Record<string, unknown>>);
+        } else {
+          const mount = trimSlashes(flags.path ?? method);
+          const data = await ctx.keyValues(args);
+          const res = await ctx.call("authenticating", (c) => c.request<VaultResponse<unknown>>("PUT", `auth/${mount}/login`, { body: data, token: null }));
+          resp = res.body as VaultResponse<unknown>;
+          if (!resp?.auth?.client_token) throw new UsageError(`auth/${mount}/login answered without a token`);
+        }
+
+        const store = flags.store && !flags.tokenOnly;
+        if (store) writeTokenFile(resp.auth!.client_token, io.homeDir);
+        if (ctx.field === undefined && ctx.format === "table") {
+          const envToken = io.env.LEASEHOLD_TOKEN ? "LEASEHOLD_TOKEN" : io.env.VAULT_TOKEN ? "VAULT_TOKEN" : undefined;
+          if (envToken && store) {
+            ctx.warn(
+              `WARNING! The ${envToken} environment variable is set! It takes precedence over the\n` +
+                `token just stored in ${ctx.settings.tokenFile}; unset it to use the new token.\n`,
+            );
+          }
+          ctx.print(
+            store
+              ? `Success! You are now authenticated. The token below is stored in\n${ctx.settings.tokenFile}; later commands use it.\n`
+              : "Success! You are now authenticated. The token below was not stored (-no-store).\n",
+          );
+        }
+        ctx.outputSecret(resp);
+      } finally {
+        ctx.close();
+      }
+    });
+}

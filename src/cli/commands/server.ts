@@ -1,0 +1,61 @@
+import type { Command } from "commander";
+import { UsageError, type CliIo } from "../context.js";
+
+/** What `leasehold server` hands to `runServer` in `src/server/run.ts`. */
+export interface ServerRunOptions {
+  config?: string;
+  dev: boolean;
+  devRootTokenId?: string;
+  devListenAddress?: string;
+  devTls: boolean;
+  devTlsCertDir?: string;
+  logLevel?: string;
+}
+
+interface ServerFlags {
+  config?: string;
+  dev?: boolean;
+  devRootTokenId?: string;
+  devListenAddress?: string;
+  devTls?: boolean;
+  devTlsCertDir?: string;
+  logLevel?: string;
+}
+
+/** Flags first, then `LEASEHOLD_*`, then the `VAULT_*` variables `vault server -dev` reads. */
+export function serverRunOptions(flags: ServerFlags, env: Readonly<Record<string, string | undefined>>): ServerRunOptions {
+  const fromEnv = (...names: string[]) => names.map((n) => env[n]).find((v) => v !== undefined && v !== "");
+  const devTls = flags.devTls === true;
+  const dev = flags.dev === true || devTls;
+  const opts: ServerRunOptions = {
+    config: flags.config,
+    dev,
+    devRootTokenId: flags.devRootTokenId ?? (dev ? fromEnv("LEASEHOLD_DEV_ROOT_TOKEN_ID", "VAULT_DEV_ROOT_TOKEN_ID") : undefined),
+    devListenAddress: flags.devListenAddress ?? (dev ? fromEnv("LEASEHOLD_DEV_LISTEN_ADDRESS", "VAULT_DEV_LISTEN_ADDRESS") : undefined),
+    devTls,
+    devTlsCertDir: flags.devTlsCertDir,
+    logLevel: flags.logLevel ?? fromEnv("LEASEHOLD_LOG_LEVEL", "VAULT_LOG_LEVEL"),
+  };
+  if (!opts.dev && !opts.config) {
+    throw new UsageError("No configuration file given: pass -config=FILE, or -dev for an in-memory development server.");
+  }
+  return opts;
+}
+
+export function registerServer(program: Command, io: CliIo): void {
+  program
+    .command("server")
+    .description("start a leasehold server (-dev: in-memory, unsealed, with a root token)")
+    .option("--config <file>", "configuration file")
+    .option("--dev", "development mode: in-memory storage, unsealed, root token printed")
+    .option("--dev-root-token-id <id>", "root token id in dev mode (env VAULT_DEV_ROOT_TOKEN_ID)")
+    .option("--dev-listen-address <addr>", "listen address in dev mode (default 127.0.0.1:8200; env VAULT_DEV_LISTEN_ADDRESS)")
+    .option("--dev-tls", "dev mode with a generated CA and TLS certificate (implies -dev)")
+    .option("--dev-tls-cert-dir <dir>", "where -dev-tls writes its CA and certificate")
+    .option("--log-level <level>", "trace, debug, info, warn or error")
+    .action(async (flags: ServerFlags) => {
+      const opts = serverRunOptions(flags, io.env);
+      const run = io.runServer ?? (await import("../../server/run.js")).runServer;
+      await run(opts);
+    });
+}
