@@ -1,16 +1,10 @@
 import type { Command } from "commander";
 import { UsageError, type CliIo } from "../context.js";
 
-/** What `leasehold server` hands to `runServer` in `src/server/run.ts`. */
-export interface ServerRunOptions {
-  config?: string;
-  dev: boolean;
-  devRootTokenId?: string;
-  devListenAddress?: string;
-  devTls: boolean;
-  devTlsCertDir?: string;
-  logLevel?: string;
-}
+import type { ServerRunOptions } from "../../server/run.js";
+
+/** What `leasehold server` hands to `runServer` (type only: the server code loads on demand). */
+export type { ServerRunOptions };
 
 interface ServerFlags {
   config?: string;
