@@ -202,10 +202,15 @@ export class Core {
     let entry: TokenEntry | undefined;
     if (!unauthenticated) {
       entry = req.token ? await this.tokens.lookup(req.token) : undefined;
-      if (!entry) throw new PermissionDenied();
+      const refused = { requestId, op: (req.op === "write" ? "update" : req.op) as Operation, path, mount: mount.info, data: req.data, remoteAddress: req.connection.remoteAddress };
+      if (!entry) return await this.auditRefusal(refused, new PermissionDenied());
       ctx.token = req.token;
       ctx.tokenEntry = entry;
-      checkBoundCidrs(entry, req.connection.remoteAddress);
+      try {
+        checkBoundCidrs(entry, req.connection.remoteAddress);
+      } catch (err) {
+        return await this.auditRefusal({ ...refused, token: req.token, entry }, err as Error);
+      }
     }
     const handlerReq: HandlerRequest = {
       id: requestId,
@@ -222,23 +227,25 @@ export class Core {
     const op: Operation = req.op === "write" ? await resolveWriteOperation(match, handlerReq) : req.op;
     handlerReq.op = op;
 
+    const auditBase = { requestId, op, path, mount: mount.info, token: req.token, entry, data: req.data, remoteAddress: req.connection.remoteAddress };
     if (entry) {
       const isRoot = entry.policies.includes("root");
       const acl = isRoot ? undefined : await this.policies.aclFor(entry.policies);
       const needsSudo = matchesAny(mount.backend.rootPaths, rel);
       ctx.sudo = isRoot || !!acl?.capabilities(path).includes("sudo");
-      if (!isRoot && !acl!.allows(path, op, { sudo: needsSudo })) throw new PermissionDenied();
+      if (!isRoot && !acl!.allows(path, op, { sudo: needsSudo })) return await this.auditRefusal(auditBase, new PermissionDenied());
     }
     const lastUse = entry ? await this.tokens.consumeUse(entry) : false;
 
-    const auditBase = { requestId, op, path, mount: mount.info, token: req.token, entry, data: req.data, remoteAddress: req.connection.remoteAddress };
-    await this.auditOrFail(() => this.audit.logRequest(this.auditRequestInput(auditBase)));
+    // Status and seal endpoints are answered outside the audit trail, as in Vault (health probes would flood it).
+    const audit = SEALED_PATHS.has(path.replace(/\/$/, "")) ? async () => undefined : (fn: () => Promise<void> | void) => this.auditOrFail(fn);
+    await audit(() => this.audit.logRequest(this.auditRequestInput(auditBase)));
 
     let resp: HandlerResponse;
     try {
       resp = await requestContext.run(ctx, () => invokeHandler(match, op, handlerReq));
     } catch (err) {
-      await this.auditOrFail(() => this.audit.logResponse({ ...this.auditRequestInput(auditBase), error: errorMessage(err) }));
+      await audit(() => this.audit.logResponse({ ...this.auditRequestInput(auditBase), error: errorMessage(err) }));
       if (lastUse && entry) await this.tokens.revokeTree(entry);
       throw err;
     }
@@ -252,7 +259,7 @@ export class Core {
       minted = r.entry;
     }
     try {
-      await this.auditOrFail(() =>
+      await audit(() =>
         this.audit.logResponse({ ...this.auditRequestInput(auditBase), response: { data: resp.data ?? undefined, auth: auditAuth(auth), warnings: resp.warnings } }),
       );
     } catch (err) {
@@ -288,6 +295,18 @@ export class Core {
       data: b.data,
       remoteAddress: b.remoteAddress,
     };
+  }
+
+  /**
+   * A request refused before its handler ran (permission denied): like Vault, it is audited (a
+   * request and a response entry carrying the error) and then refused. Fail-closed as well: if no
+   * device can record the refusal, the answer is a 500.
+   */
+  private async auditRefusal(b: Parameters<Core["auditRequestInput"]>[0], err: Error): Promise<never> {
+    const input = { ...this.auditRequestInput(b), error: err.message };
+    await this.auditOrFail(() => this.audit.logRequest(input));
+    await this.auditOrFail(() => this.audit.logResponse(input));
+    throw err;
   }
 
   private async auditOrFail(fn: () => Promise<void> | void): Promise<void> {

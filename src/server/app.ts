@@ -9,6 +9,20 @@ import { isLeaseholdError, PayloadTooLarge, UnsupportedOperation, UserError, typ
 
 /** Vault's limit on request bodies. */
 export const MAX_BODY_BYTES = 32 * 1024 * 1024;
+/** Deepest JSON nesting accepted: handlers, storage and audit walk bodies recursively. */
+export const MAX_BODY_DEPTH = 500;
+
+/** True when `value` nests objects/arrays deeper than `limit` (checked without recursion). */
+function nestedDeeperThan(value: unknown, limit: number): boolean {
+  const stack: [unknown, number][] = [[value, 1]];
+  while (stack.length) {
+    const [v, depth] = stack.pop()!;
+    if (v === null || typeof v !== "object") continue;
+    if (depth > limit) return true;
+    for (const child of Object.values(v)) if (child !== null && typeof child === "object") stack.push([child, depth + 1]);
+  }
+  return false;
+}
 
 type Env = { Bindings: HttpBindings };
 
@@ -31,6 +45,8 @@ async function readBody(c: Context<Env>): Promise<Record<string, unknown>> {
     if (done) break;
     size += value.byteLength;
     if (size > MAX_BODY_BYTES) {
+      // The rest of the body is never read, so the connection cannot carry another request.
+      c.header("Connection", "close");
       await reader.cancel();
       throw new PayloadTooLarge(`request body too large: limit is ${MAX_BODY_BYTES} bytes`);
     }
@@ -49,6 +65,7 @@ async function readBody(c: Context<Env>): Promise<Record<string, unknown>> {
     throw new UserError(`failed to parse JSON input: ${(e as Error).message}`);
   }
   if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) throw new UserError("failed to parse JSON input: the body must be a JSON object");
+  if (nestedDeeperThan(parsed, MAX_BODY_DEPTH)) throw new UserError(`failed to parse JSON input: nesting deeper than ${MAX_BODY_DEPTH} levels`);
   return parsed as Record<string, unknown>;
 }
 
@@ -116,7 +133,8 @@ export function buildApp(core: Core, logger: Logger): Hono<Env> {
 
   app.onError((err, c) => {
     if (isLeaseholdError(err)) {
-      if (err.status >= 500) logger.error({ err, path: c.req.path }, "request failed");
+      // 503 while sealed is the normal state of a sealed server, not an incident.
+      if (err.status >= 500 && err.status !== 503) logger.error({ err, path: c.req.path }, "request failed");
       return c.json(errorBody(err), err.status as 400);
     }
     logger.error({ err, path: c.req.path }, "internal error");
@@ -130,12 +148,16 @@ export function buildApp(core: Core, logger: Logger): Hono<Env> {
     let status = 500;
     try {
       const url = new URL(c.req.url);
+      // The path as sent: URL parsing would resolve `.`/`..` (also `%2e%2e`) before we could refuse them.
+      const target = c.env.incoming.url ?? "";
+      const sentPath = target.startsWith("/") ? target.replace(/[?#].*$/s, "") : url.pathname;
       let rawPath: string;
       try {
-        rawPath = decodeURIComponent(url.pathname.slice("/v1/".length));
+        rawPath = decodeURIComponent(sentPath.slice("/v1/".length));
       } catch {
         throw new UserError("invalid URL encoding in request path");
       }
+      if (rawPath.startsWith("/")) throw new UserError(`invalid request path ${JSON.stringify(rawPath)}: empty, '.' and '..' segments are not allowed`);
       const listParam = url.searchParams.get("list");
       const isList = listParam === "true" || listParam === "1";
       const op = operationOf(method, isList);

@@ -1,5 +1,5 @@
 import "reflect-metadata";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { webcrypto } from "node:crypto";
 import * as x509 from "@peculiar/x509";
@@ -83,5 +83,7 @@ export async function generateDevTls(dir: string): Promise<DevTlsFiles> {
   writeFileSync(files.caFile, files.ca, { mode: 0o644 });
   writeFileSync(files.certFile, files.cert, { mode: 0o644 });
   writeFileSync(files.keyFile, files.key, { mode: 0o600 });
+  // `mode` only applies when the file is created: a key file left in a reused directory keeps its old mode otherwise.
+  chmodSync(files.keyFile, 0o600);
   return files;
 }
