@@ -104,15 +104,20 @@ export class Barrier {
   async get(key: string): Promise<Buffer | undefined> {
     this.assertUnsealed();
     const blob = await this.physical.get(key);
-    if (!blob) return undefined;
-    const k = this.keys.get(termOf(blob));
-    if (!k) throw new InternalError(`no barrier key for term ${termOf(blob)} (entry ${key})`);
-    return open(k, key, blob);
+    return blob ? this.decrypt(key, blob) : undefined;
   }
 
   encrypt(key: string, value: Buffer): Buffer {
     this.assertUnsealed();
     return seal(this.keys.get(this.activeTerm)!, this.activeTerm, key, value);
+  }
+
+  /** Opens a ciphertext made by `encrypt` for the same `key`. */
+  decrypt(key: string, blob: Buffer): Buffer {
+    this.assertUnsealed();
+    const k = this.keys.get(termOf(blob));
+    if (!k) throw new InternalError(`no barrier key for term ${termOf(blob)} (entry ${key})`);
+    return open(k, key, blob);
   }
 
   async put(key: string, value: Buffer): Promise<void> {

@@ -13,6 +13,7 @@ import { requestContext, type RequestContext } from "./request-context.js";
 import { SealManager } from "./seal.js";
 import { TokenStore, type TokenEntry } from "./tokens.js";
 import { AuditBroker } from "./audit/broker.js";
+import { ExpirationManager, type LeaseCreator, type RetryPolicy } from "./leases/manager.js";
 import type { AuditIssuedAuth, AuditRequestInput } from "./audit/format.js";
 import { systemBackend } from "./sys/index.js";
 import { tokenBackend } from "./token-backend.js";
@@ -47,6 +48,7 @@ export interface CoreOptions {
   maxLeaseTtl: number;
   clusterName?: string;
   metrics?: Metrics;
+  leaseRetry?: Partial<RetryPolicy>;
 }
 
 /** Paths answered while sealed (everything else is 503). */
@@ -64,6 +66,7 @@ export class Core {
   readonly audit: AuditBroker;
   readonly metrics: Metrics;
   readonly mounts: MountTable;
+  readonly leases: ExpirationManager;
   readonly logger: Logger;
   readonly clusterName: string;
   readonly clusterId = randomUUID();
@@ -82,8 +85,33 @@ export class Core {
     this.clusterName = opts.clusterName ?? "leasehold-cluster";
     this.systemTtl = { defaultLeaseTtl: opts.defaultLeaseTtl, maxLeaseTtl: opts.maxLeaseTtl };
     this.plugins = new Map(opts.plugins.map((p) => [p.type, p]));
-    this.tokens.onRevoke = async () => {
-      this.metrics.tokensRevoked.inc();
+    this.leases = new ExpirationManager({
+      store: opts.physical.leases,
+      cipher: { encrypt: (p, b) => this.barrier.encrypt(p, b), decrypt: (p, b) => this.barrier.decrypt(p, b) },
+      logger: this.logger.child({ component: "expiration" }),
+      backendOf: (m) => this.mounts.get(m)?.backend,
+      revokeToken: async (internal) => {
+        const entry = await this.tokens.getByHmac(String(internal.hmac));
+        if (entry) await this.tokens.revokeTree(entry);
+      },
+      ttlsOf: (m) => {
+        const live = this.mounts.get(m);
+        return live ? this.mounts.effectiveTtls(live.entry) : this.systemTtl;
+      },
+      retry: opts.leaseRetry,
+      events: this.metrics.leaseEvents(),
+    });
+    this.metrics.watchLeases(this.leases, opts.physical.leases);
+    this.tokens.leaseHooks = {
+      created: (e) => this.leases.openTokenLease({ hmac: e.hmac, path: e.path, authMount: e.authMount, creationTime: e.creationTime, expireTime: e.expireTime!, renewable: e.renewable, creator: creatorOf(e) }),
+      renewed: async (e) => {
+        if (e.leaseId && e.expireTime !== null) await this.leases.extendTokenLease(e.leaseId, e.expireTime);
+      },
+      revoked: async (e) => {
+        this.metrics.tokensRevoked.inc();
+        await this.leases.revokeByToken(e.accessor);
+        if (e.leaseId) await this.leases.dropTokenLease(e.leaseId);
+      },
     };
     const builtins: { entry: MountEntry; kind: "secrets" | "auth"; backend: Backend }[] = [
       { entry: builtinEntry("sys/", "system", "system endpoints used for control, policy and debugging"), kind: "secrets", backend: systemBackend(this) },
@@ -139,6 +167,7 @@ export class Core {
     await this.mounts.load();
     await this.audit.load();
     this.unsealed = true;
+    await this.leases.start();
     this.metrics.sealed.set(0);
     this.logger.info("unsealed");
   }
@@ -146,6 +175,7 @@ export class Core {
   /** Seals: forgets keys, unloads mounts and closes audit devices. */
   async sealNow(): Promise<void> {
     this.unsealed = false;
+    await this.leases.stop();
     await this.mounts.unload();
     await this.audit.close();
     this.tokens.reset();
@@ -199,6 +229,8 @@ export class Core {
     const unauthenticated = matchesAny(mount.backend.unauthenticatedPaths, rel);
 
     const ctx: RequestContext = { sudo: false };
+    /** Leases opened by this request: activated with the answer, revoked if it fails. */
+    const opened: string[] = [];
     let entry: TokenEntry | undefined;
     if (!unauthenticated) {
       entry = req.token ? await this.tokens.lookup(req.token) : undefined;
@@ -223,6 +255,7 @@ export class Core {
       storage: mount.storage,
       connection: req.connection,
       logger: this.logger,
+      leases: this.leases.helperFor(mount.entry.path, path, entry ? creatorOf(entry) : null, opened),
     };
     const op: Operation = req.op === "write" ? await resolveWriteOperation(match, handlerReq) : req.op;
     handlerReq.op = op;
@@ -245,11 +278,23 @@ export class Core {
     try {
       resp = await requestContext.run(ctx, () => invokeHandler(match, op, handlerReq));
     } catch (err) {
+      await this.abandonLeases(opened);
       await audit(() => this.audit.logResponse({ ...this.auditRequestInput(auditBase), error: errorMessage(err) }));
       if (lastUse && entry) await this.tokens.revokeTree(entry);
       throw err;
     }
-    if (resp.secret) throw new InternalError(`engine ${mount.entry.type} returned a leased secret, but leases are not enabled in this build`);
+    let lease = resp.lease;
+    try {
+      if (resp.secret) {
+        lease = await this.leases.open(mount.entry.path, path, { ...resp.secret, type: resp.secret.type }, entry ? creatorOf(entry) : null);
+        opened.push(lease.id);
+      }
+    } catch (err) {
+      await this.abandonLeases(opened);
+      throw err;
+    }
+    // A lease opened but not returned guards nothing the caller will see: revoke it.
+    await this.abandonLeases(opened.filter((id) => id !== lease?.id));
 
     let auth: Record<string, unknown> | null = resp.issuedAuth ?? null;
     let minted: TokenEntry | undefined;
@@ -260,17 +305,38 @@ export class Core {
     }
     try {
       await audit(() =>
-        this.audit.logResponse({ ...this.auditRequestInput(auditBase), response: { data: resp.data ?? undefined, auth: auditAuth(auth), warnings: resp.warnings } }),
+        this.audit.logResponse({ ...this.auditRequestInput(auditBase), response: { data: resp.data ?? undefined, auth: auditAuth(auth), warnings: resp.warnings, leaseId: lease?.id } }),
       );
+      if (lease) await this.leases.activate(lease.id, mount.entry.path);
     } catch (err) {
       // The answer cannot be delivered: nothing it granted may survive.
       if (minted) await this.tokens.revokeTree(minted);
+      if (lease) await this.abandonLeases([lease.id]);
       throw err;
     } finally {
       if (lastUse && entry) await this.tokens.revokeTree(entry);
     }
     for (const task of ctx.afterResponse ?? []) await task();
-    return renderResponse(requestId, resp, auth, mount.entry.type);
+    const leaseInfo = lease ? { id: lease.id, ttl: lease.ttl, renewable: resp.secret?.renewable ?? true } : resp.leaseInfo;
+    return renderResponse(requestId, resp, auth, mount.entry.type, leaseInfo);
+  }
+
+  /** Revokes leases a failed request opened (the engine's revoke is idempotent). */
+  private async abandonLeases(ids: string[]): Promise<void> {
+    for (const id of ids) {
+      const outcome = await this.leases.revoke(id);
+      if (!outcome.ok) this.logger.error({ lease_id: id, err: outcome.error }, "could not revoke the lease of a failed request; it stays scheduled for retry");
+    }
+  }
+
+  /** Revokes every lease of a mount (before disabling it). Throws if any fails: the mount stays. */
+  async revokeMountLeases(mountPath: string): Promise<void> {
+    const result = await this.leases.revokeMatching({ mount: mountPath });
+    if (result.failed.length) {
+      throw new UserError(
+        `failed to revoke ${result.failed.length} of ${result.matched} leases under ${mountPath}; the mount stays enabled until they are revoked (first error: ${result.failed[0].error}). Retry later, or use sys/leases/revoke-force/${mountPath}`,
+      );
+    }
   }
 
   private auditRequestInput(b: { requestId: string; op: Operation; path: string; mount: { type: string; accessor: string; path: string }; token?: string; entry?: TokenEntry; data: Record<string, unknown>; remoteAddress: string }): AuditRequestInput {
@@ -376,6 +442,11 @@ export function authBlock(token: string, entry: TokenEntry): Record<string, unkn
   };
 }
 
+/** The creator facts a lease records, from the token that made the request. */
+function creatorOf(e: TokenEntry): LeaseCreator {
+  return { tokenAccessor: e.accessor, authMount: e.authMount, displayName: e.displayName, metadata: e.meta ?? {}, entityId: e.entityId };
+}
+
 function builtinEntry(path: string, type: string, description: string): MountEntry {
   return {
     path,
@@ -407,15 +478,21 @@ function errorMessage(err: unknown): string {
 }
 
 /** Builds Vault's response envelope from a handler response. */
-function renderResponse(requestId: string, resp: HandlerResponse, auth: Record<string, unknown> | null, mountType: string): CoreResponse {
+function renderResponse(
+  requestId: string,
+  resp: HandlerResponse,
+  auth: Record<string, unknown> | null,
+  mountType: string,
+  lease?: { id: string; ttl: number; renewable: boolean },
+): CoreResponse {
   if (resp.raw) return { status: resp.raw.status, raw: { contentType: resp.raw.contentType, body: resp.raw.body } };
-  const hasContent = resp.data != null || auth !== null || (resp.warnings?.length ?? 0) > 0;
+  const hasContent = resp.data != null || auth !== null || (resp.warnings?.length ?? 0) > 0 || lease !== undefined;
   if (!hasContent) return { status: resp.status ?? 204 };
   const body: Record<string, unknown> = {
     request_id: requestId,
-    lease_id: "",
-    renewable: false,
-    lease_duration: 0,
+    lease_id: lease?.id ?? "",
+    renewable: lease?.renewable ?? false,
+    lease_duration: lease?.ttl ?? 0,
     data: resp.data ?? null,
     wrap_info: null,
     warnings: resp.warnings?.length ? resp.warnings : null,

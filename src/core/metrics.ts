@@ -1,4 +1,6 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import type { LeaseStore } from "../storage/types.js";
+import type { ExpirationManager, LeaseEvents } from "./leases/manager.js";
 
 /** The broker's Prometheus metrics, on a registry of its own (several cores can run in one test process). */
 export class Metrics {
@@ -21,7 +23,46 @@ export class Metrics {
   readonly tokensRevoked = new Counter({ name: "leasehold_tokens_revoked_total", help: "Tokens revoked", registers: [this.registry] });
   readonly auditFailures = new Counter({ name: "leasehold_audit_failures_total", help: "Requests refused because no audit device could write", registers: [this.registry] });
 
+  readonly leasesRevoked = new Counter({ name: "leasehold_leases_revoked_total", help: "Leases revoked", labelNames: ["mount"] as const, registers: [this.registry] });
+  readonly leaseRevokeFailures = new Counter({ name: "leasehold_lease_revoke_failures_total", help: "Failed lease revocation attempts", labelNames: ["mount"] as const, registers: [this.registry] });
+  readonly leasesIrrevocableTotal = new Counter({ name: "leasehold_leases_became_irrevocable_total", help: "Leases that ran out of revocation attempts", labelNames: ["mount"] as const, registers: [this.registry] });
+  readonly leasesRenewed = new Counter({ name: "leasehold_leases_renewed_total", help: "Lease renewals", labelNames: ["mount"] as const, registers: [this.registry] });
+  readonly leasesCreated = new Counter({ name: "leasehold_leases_created_total", help: "Leases created", labelNames: ["mount"] as const, registers: [this.registry] });
+
   constructor(opts: { defaultMetrics?: boolean } = {}) {
     if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: "leasehold_" });
+  }
+
+  /** Counters fed by the expiration manager. */
+  leaseEvents(): LeaseEvents {
+    return {
+      revoked: (mount) => this.leasesRevoked.inc({ mount }),
+      revokeFailed: (mount) => this.leaseRevokeFailures.inc({ mount }),
+      irrevocable: (mount) => this.leasesIrrevocableTotal.inc({ mount }),
+      renewed: (mount) => this.leasesRenewed.inc({ mount }),
+      created: (mount) => this.leasesCreated.inc({ mount }),
+    };
+  }
+
+  /** Gauges read from the store when scraped: leases by mount and state, the revocation queue. */
+  watchLeases(manager: ExpirationManager, store: LeaseStore): void {
+    new Gauge({
+      name: "leasehold_leases",
+      help: "Leases in the store by mount and state (irrevocable ones need an operator)",
+      labelNames: ["mount", "state"] as const,
+      registers: [this.registry],
+      async collect() {
+        this.reset();
+        for (const row of await store.countsByMountAndState()) this.set({ mount: row.mount, state: row.state }, row.n);
+      },
+    });
+    new Gauge({
+      name: "leasehold_lease_revocation_queue_depth",
+      help: "Revocations running or waiting for a per-mount slot",
+      registers: [this.registry],
+      collect() {
+        this.set(manager.queueDepth);
+      },
+    });
   }
 }

@@ -31,6 +31,17 @@ export interface TokenEntry {
   boundCidrs: string[];
   /** Maximum TTL of the mount at creation, seconds (0 = none). */
   mountMaxTtl: number;
+  /** The token's own lease (tokens with a TTL expire through the lease manager). */
+  leaseId?: string;
+}
+
+/** How the lease manager follows a token's life. */
+export interface TokenLeaseHooks {
+  /** A token with a TTL was created: open its lease; returns the lease id. */
+  created(entry: TokenEntry): Promise<string | undefined>;
+  renewed(entry: TokenEntry): Promise<void>;
+  /** A token is being revoked: its leases die with it. */
+  revoked(entry: TokenEntry): Promise<void>;
 }
 
 export interface CreateTokenParams {
@@ -55,8 +66,8 @@ export interface CreateTokenParams {
 /** Token store: creation, lookup by token or accessor, renewal, and tree revocation. */
 export class TokenStore {
   private hmacKey?: Buffer;
-  /** Called for each token revoked (lease manager hooks in here: the token's leases die with it). */
-  onRevoke?: (entry: TokenEntry) => Promise<void>;
+  /** The lease manager's view of tokens (set by the core). */
+  leaseHooks?: TokenLeaseHooks;
 
   constructor(private readonly storage: StorageView) {}
 
@@ -115,6 +126,10 @@ export class TokenStore {
     ];
     if (entry.parent) writes.push({ key: `parent/${entry.parent}/${hmac}`, value: {} });
     for (const w of writes) await this.storage.putJSON(w.key, w.value);
+    if (entry.expireTime !== null && this.leaseHooks) {
+      entry.leaseId = await this.leaseHooks.created(entry);
+      await this.storage.putJSON(`id/${hmac}`, entry);
+    }
     return { token, entry };
   }
 
@@ -138,11 +153,23 @@ export class TokenStore {
     if (!token) return undefined;
     const entry = await this.getByHmac(await this.hash(token));
     if (!entry) return undefined;
-    if (entry.expireTime !== null && entry.expireTime <= Date.now()) {
-      await this.revokeTree(entry);
-      return undefined;
+    return (await this.revokeIfExpired(entry)) ? undefined : entry;
+  }
+
+  /**
+   * A token dies with its parent: when the token or any ancestor has expired, the expired one's
+   * tree is revoked on sight (whatever a background expiry has not reached yet) and true is returned.
+   */
+  private async revokeIfExpired(entry: TokenEntry): Promise<boolean> {
+    const now = Date.now();
+    for (let cur: TokenEntry | undefined = entry, depth = 0; cur && depth < 1000; depth++) {
+      if (cur.expireTime !== null && cur.expireTime <= now) {
+        await this.revokeTree(cur);
+        return true;
+      }
+      cur = cur.parent ? await this.getByHmac(cur.parent) : undefined;
     }
-    return entry;
+    return false;
   }
 
   async lookupAccessor(accessor: string): Promise<TokenEntry | undefined> {
@@ -150,10 +177,7 @@ export class TokenStore {
     const ref = await this.storage.getJSON<{ hmac: string }>(`accessor/${accessor}`);
     if (!ref) return undefined;
     const entry = await this.getByHmac(ref.hmac);
-    if (entry && entry.expireTime !== null && entry.expireTime <= Date.now()) {
-      await this.revokeTree(entry);
-      return undefined;
-    }
+    if (entry && (await this.revokeIfExpired(entry))) return undefined;
     return entry;
   }
 
@@ -197,6 +221,7 @@ export class TokenStore {
       if (ttl <= 0) throw new UserError("past the max TTL, cannot renew");
       cur.expireTime = now + ttl * 1000;
       await this.storage.putJSON(`id/${cur.hmac}`, cur);
+      await this.leaseHooks?.renewed(cur);
       return { entry: cur, ttl, capped };
     });
   }
@@ -246,7 +271,7 @@ export class TokenStore {
   }
 
   private async revokeOne(e: TokenEntry): Promise<void> {
-    if (this.onRevoke) await this.onRevoke(e);
+    if (this.leaseHooks) await this.leaseHooks.revoked(e);
     await this.storage.delete(`id/${e.hmac}`);
     await this.storage.delete(`accessor/${e.accessor}`);
     if (e.parent) await this.storage.delete(`parent/${e.parent}/${e.hmac}`);

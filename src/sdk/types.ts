@@ -69,6 +69,40 @@ export interface HandlerRequest<D = Record<string, unknown>> {
   storage: StorageView;
   connection: ConnectionInfo;
   logger: Logger;
+  /** Opens leases before creating credentials (persist before hand-out). */
+  leases: LeaseHelper;
+}
+
+/**
+ * Persist before hand-out: an engine opens a `pending` lease carrying everything revocation needs
+ * BEFORE it creates the credential, then returns it as `HandlerResponse.lease`. The core activates
+ * it once the answer is audited; if the handler fails, or the server dies first, the lease is
+ * revoked through the engine's (idempotent) revoke callback.
+ */
+export interface LeaseHelper {
+  open(spec: LeaseSpec): Promise<OpenedLease>;
+}
+
+export interface LeaseSpec {
+  /** Engine secret type name: selects the renew/revoke callbacks in `Backend.secretTypes`. */
+  type: string;
+  /** Requested TTL in seconds; 0 or absent = the mount's default. Capped by the max TTL. */
+  ttl?: number;
+  /** Role max TTL in seconds, measured from issue time; the mount's max also applies. */
+  maxTtl?: number;
+  renewable: boolean;
+  internal: Record<string, unknown>;
+  /** Role name, for selectors (`role=ro`) and listings. */
+  role?: string;
+}
+
+export interface OpenedLease {
+  id: string;
+  /** Granted TTL in seconds (after caps). */
+  ttl: number;
+  expireTime: Date;
+  /** Replaces the internal data while still pending (e.g. once the username is known). */
+  update(internal: Record<string, unknown>): Promise<void>;
 }
 
 /** A lease request attached to a response: the core persists it and fills `lease_id`. */
@@ -104,12 +138,16 @@ export interface HandlerResponse {
   data?: Record<string, unknown> | null;
   warnings?: string[];
   secret?: SecretLease;
+  /** A lease opened with `req.leases.open` for the credential in `data`. */
+  lease?: OpenedLease;
   auth?: AuthResult;
   /** Non-JSON answers (PEM, DER, OCSP) and custom status codes. */
   raw?: { status: number; contentType: string; body: Buffer | string };
   status?: number;
   /** Also copy `data` to the top level of the body (Vault does this on several legacy sys routes). */
   copyDataToTopLevel?: boolean;
+  /** Core only: lease fields for the envelope of a lease operation (`sys/leases/renew`). */
+  leaseInfo?: { id: string; ttl: number; renewable: boolean };
   /** Core only: a token the handler already minted (auth/token/create), sent as the `auth` block. */
   issuedAuth?: Record<string, unknown>;
 }
@@ -132,8 +170,10 @@ export interface PathDefinition {
 
 /** Renew/revoke callbacks for one kind of leased secret. Both must be idempotent. */
 export interface SecretType {
-  renew?: (lease: { internal: Record<string, unknown>; ttl: number; expireTime: Date }, ctx: BackendContext) => Promise<void>;
-  revoke: (lease: { internal: Record<string, unknown> }, ctx: BackendContext) => Promise<void>;
+  /** Extends the credential to `expireTime` (e.g. `ALTER ROLE ... VALID UNTIL`). Without it, renewals only move the lease. */
+  renew?: (lease: { id: string; internal: Record<string, unknown>; ttl: number; expireTime: Date }) => Promise<void>;
+  /** Destroys the credential. Called again after a crash or a failure: must succeed if already gone. */
+  revoke: (lease: { id: string; internal: Record<string, unknown> }) => Promise<void>;
 }
 
 /** A mounted engine or auth method instance. */

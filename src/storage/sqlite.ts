@@ -1,10 +1,9 @@
 import Database from "better-sqlite3";
-import { immediateChildren, type PhysicalStorage } from "./types.js";
+import { LEASE_MIGRATIONS, SqliteLeaseStore } from "./sqlite-leases.js";
+import { immediateChildren, type LeaseStore, type PhysicalStorage } from "./types.js";
 
 /** Schema migrations, applied in order and recorded in `schema_migrations`. Append only. */
-const MIGRATIONS: string[] = [
-  `CREATE TABLE kv (key TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID`,
-];
+const MIGRATIONS: string[] = [`CREATE TABLE kv (key TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID`, ...LEASE_MIGRATIONS];
 
 export interface SqliteOptions {
   /** File path, or `:memory:` for the dev server. */
@@ -20,6 +19,7 @@ export interface SqliteOptions {
 export class SqliteStorage implements PhysicalStorage {
   readonly kind = "sqlite";
   readonly db: Database.Database;
+  readonly leases: LeaseStore;
   private readonly stmts;
 
   constructor(opts: SqliteOptions) {
@@ -29,6 +29,7 @@ export class SqliteStorage implements PhysicalStorage {
     this.db.pragma("busy_timeout = 5000");
     this.db.pragma("foreign_keys = ON");
     this.migrate();
+    this.leases = new SqliteLeaseStore(this.db);
     this.stmts = {
       get: this.db.prepare<[string], { value: Buffer }>("SELECT value FROM kv WHERE key = ?"),
       put: this.db.prepare("INSERT INTO kv (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value"),

@@ -39,6 +39,11 @@ export async function callBackend(
     storage: opts.storage,
     connection: { remoteAddress: "127.0.0.1" },
     logger: silentLogger,
+    leases: {
+      open: async () => {
+        throw new Error("callBackend drives one backend without the core: leased secrets are tested through the real server");
+      },
+    },
   };
   const op = opts.op === "write" ? await resolveWriteOperation(match, req) : opts.op;
   return invokeHandler(match, op, { ...req, op });

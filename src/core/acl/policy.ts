@@ -138,6 +138,16 @@ export function normalizePathPattern(pattern: string): string {
  * Errors are `UserError`s naming the policy, the line (for HCL) and the path pattern.
  */
 export function parsePolicy(name: string, text: string): Policy {
+  try {
+    return parsePolicyText(name, text);
+  } catch (err) {
+    // Absurdly nested text overflows the recursive HCL/JSON readers: bad input, not our failure.
+    if (err instanceof RangeError) throw new UserError(`policy ${JSON.stringify(name)}: the policy is nested too deeply`);
+    throw err;
+  }
+}
+
+function parsePolicyText(name: string, text: string): Policy {
   const policyName = normalizePolicyName(name);
   const source = `policy ${JSON.stringify(policyName)}`;
   if (text.trim() === "") throw new UserError(`${source}: the policy text is empty`);

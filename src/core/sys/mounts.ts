@@ -125,6 +125,8 @@ function mountPaths(core: Core, kind: "secrets" | "auth", base: string): PathDef
             const path = full(req.params.path);
             const m = core.mounts.get(path);
             if (!m) return; // Vault answers 204 for a path that is not mounted
+            // Leases first (tokens of an auth mount are leases too); if any fails the mount stays.
+            await core.revokeMountLeases(path);
             if (kind === "auth") await core.revokeTokensOfAuthMount(path);
             await core.mounts.disable(path);
           },

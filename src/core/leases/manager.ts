@@ -1,0 +1,509 @@
+import cron, { type ScheduledTask } from "node-cron";
+import type { Logger } from "pino";
+import { randomBase62 } from "../ids.js";
+import { NotFound, UserError, formatDuration } from "../../sdk/index.js";
+import type { Backend, LeaseHelper, LeaseSpec, OpenedLease } from "../../sdk/types.js";
+import type { LeaseFilter, LeaseRow, LeaseStore } from "../../storage/types.js";
+import { DeadlineHeap } from "./heap.js";
+
+/** Encrypts lease internals at rest (the barrier). The lease id is authenticated with the data. */
+export interface LeaseCipher {
+  encrypt(path: string, plaintext: Buffer): Buffer;
+  decrypt(path: string, ciphertext: Buffer): Buffer;
+}
+
+/** Who created a lease: copied from the token into the row (selectors, audit, listings). */
+export interface LeaseCreator {
+  tokenAccessor: string;
+  authMount: string;
+  displayName: string;
+  metadata: Record<string, string>;
+  entityId: string;
+}
+
+export interface RetryPolicy {
+  /** First retry delay, ms. */
+  baseMs: number;
+  /** Longest delay between retries, ms. */
+  capMs: number;
+  /** After this many failed attempts the lease becomes irrevocable. */
+  maxAttempts: number;
+}
+
+export interface ExpirationManagerOptions {
+  store: LeaseStore;
+  cipher: LeaseCipher;
+  logger: Logger;
+  /** The live backend of a mount, for its secret types. */
+  backendOf(mount: string): Backend | undefined;
+  /** Revokes the token behind a token lease (and through it, the token's own leases). */
+  revokeToken(internal: Record<string, unknown>): Promise<void>;
+  /** Mount TTLs (defaults already applied). */
+  ttlsOf(mount: string): { defaultLeaseTtl: number; maxLeaseTtl: number };
+  retry?: Partial<RetryPolicy>;
+  /** Revocations running at once per mount, so one slow database cannot stall the others. */
+  perMountConcurrency?: number;
+  /** How many deadlines the in-memory window holds at most after a refill. */
+  windowSize?: number;
+  /** How far ahead a refill looks, ms. */
+  horizonMs?: number;
+  /** Called with counters as things happen (metrics). */
+  events?: Partial<LeaseEvents>;
+}
+
+export interface LeaseEvents {
+  revoked(mount: string): void;
+  revokeFailed(mount: string): void;
+  irrevocable(mount: string): void;
+  renewed(mount: string): void;
+  created(mount: string): void;
+}
+
+export interface RevokeOutcome {
+  id: string;
+  ok: boolean;
+  error?: string;
+  /** revoke-force: removed although the engine failed. */
+  forced?: boolean;
+}
+
+const DEFAULT_RETRY: RetryPolicy = { baseMs: 1_000, capMs: 5 * 60_000, maxAttempts: 8 };
+
+/** The lookup shape of `sys/leases/lookup`, plus our extras (state, revoke_attempts, revoke_error). */
+export function describeLease(row: LeaseRow, now = Date.now()): Record<string, unknown> {
+  return {
+    id: row.id,
+    issue_time: new Date(row.issue_time).toISOString(),
+    expire_time: new Date(row.expire_time).toISOString(),
+    last_renewal: row.last_renewal === null ? null : new Date(row.last_renewal).toISOString(),
+    renewable: row.renewable === 1 && row.state === "active",
+    ttl: Math.max(0, Math.round((row.expire_time - now) / 1000)),
+    state: row.state,
+    revoke_attempts: row.revoke_attempts,
+    revoke_error: row.revoke_error ?? "",
+  };
+}
+
+/**
+ * The expiration manager: every secret handed out is a row here before it exists, and every row is
+ * revoked by its deadline. Only a window of the soonest deadlines lives in memory (a min-heap filled
+ * from the `due_at` index), woken by one timer; a cron tick refills it as a safety net.
+ */
+export class ExpirationManager {
+  private readonly store: LeaseStore;
+  private readonly retry: RetryPolicy;
+  private readonly concurrency: number;
+  private readonly windowSize: number;
+  private readonly horizonMs: number;
+  private heap = new DeadlineHeap();
+  /** Every deadline at or before this instant is in the heap. */
+  private horizon = 0;
+  private timer?: NodeJS.Timeout;
+  private cronTask?: ScheduledTask;
+  private running = false;
+  private ticking = false;
+  private readonly inFlight = new Map<string, Promise<RevokeOutcome>>();
+  private readonly queues = new Map<string, { active: number; waiting: (() => void)[] }>();
+  /** `--no-revoke`: nothing is revoked by time while false (operator commands still work). */
+  expiryEnabled = true;
+
+  constructor(private readonly opts: ExpirationManagerOptions) {
+    this.store = opts.store;
+    this.retry = { ...DEFAULT_RETRY, ...opts.retry };
+    this.concurrency = opts.perMountConcurrency ?? 8;
+    this.windowSize = opts.windowSize ?? 2_000;
+    this.horizonMs = opts.horizonMs ?? 60_000;
+  }
+
+  // ---- life cycle -------------------------------------------------------------------------
+
+  /** Revokes leases left `pending` by a crash, then starts the clock. */
+  async start(): Promise<void> {
+    this.running = true;
+    const reconciled = await this.reconcilePending();
+    if (reconciled) this.opts.logger.warn({ count: reconciled }, "revoked pending leases left by an interrupted request");
+    await this.refill();
+    this.cronTask = cron.schedule("* * * * *", () => void this.refill().catch((err) => this.opts.logger.error({ err }, "lease refill failed")), { noOverlap: true });
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    await this.cronTask?.stop();
+    this.cronTask = undefined;
+    this.heap.clear();
+    await Promise.allSettled([...this.inFlight.values()]);
+  }
+
+  private async reconcilePending(): Promise<number> {
+    let n = 0;
+    let after = "";
+    for (;;) {
+      const ids = await this.store.inState("pending", after, 500);
+      if (!ids.length) return n;
+      for (const id of ids) {
+        await this.revoke(id);
+        n++;
+      }
+      after = ids[ids.length - 1];
+    }
+  }
+
+  // ---- creation ---------------------------------------------------------------------------
+
+  /** A per-request helper: engines open pending leases through it. */
+  helperFor(mount: string, path: string, creator: LeaseCreator | null, opened: string[]): LeaseHelper {
+    return {
+      open: async (spec) => {
+        const lease = await this.open(mount, path, spec, creator);
+        opened.push(lease.id);
+        return lease;
+      },
+    };
+  }
+
+  /** Persists a `pending` lease; its deadline is its expiry, so even a lost activation is revoked in time. */
+  async open(mount: string, path: string, spec: LeaseSpec, creator: LeaseCreator | null, kind: "secret" | "token" = "secret"): Promise<OpenedLease> {
+    const ttls = this.opts.ttlsOf(mount);
+    const now = Date.now();
+    const maxTtl = Math.min(spec.maxTtl || ttls.maxLeaseTtl, ttls.maxLeaseTtl);
+    const ttl = Math.min(spec.ttl || ttls.defaultLeaseTtl, maxTtl);
+    if (ttl <= 0) throw new UserError("lease TTL must be positive");
+    const id = `${path.replace(/\/+$/, "")}/${randomBase62(24)}`;
+    const row: LeaseRow = {
+      id,
+      kind,
+      mount,
+      path,
+      role: spec.role ?? "",
+      secret_type: spec.type,
+      internal: this.seal(id, spec.internal),
+      issue_time: now,
+      expire_time: now + ttl * 1000,
+      max_expire_time: now + maxTtl * 1000,
+      last_renewal: null,
+      renewable: spec.renewable ? 1 : 0,
+      token_accessor: creator?.tokenAccessor ?? "",
+      auth_mount: creator?.authMount ?? "",
+      display_name: creator?.displayName ?? "",
+      metadata: JSON.stringify(creator?.metadata ?? {}),
+      entity_id: creator?.entityId ?? "",
+      state: "pending",
+      revoke_attempts: 0,
+      revoke_error: null,
+      due_at: now + ttl * 1000,
+    };
+    await this.store.insert(row);
+    this.schedule(id, row.due_at!);
+    return {
+      id,
+      ttl,
+      expireTime: new Date(row.expire_time),
+      update: async (internal) => {
+        await this.store.update(id, { internal: this.seal(id, internal) });
+      },
+    };
+  }
+
+  /** A token's own lease (`auth/<mount>/login/<random>`, `auth/token/create/<random>`): expiry revokes the token. */
+  async openTokenLease(t: { hmac: string; path: string; authMount: string; creationTime: number; expireTime: number; renewable: boolean; creator: LeaseCreator }): Promise<string> {
+    const id = `${t.path.replace(/\/+$/, "")}/${randomBase62(24)}`;
+    await this.store.insert({
+      id,
+      kind: "token",
+      mount: t.authMount,
+      path: t.path,
+      role: "",
+      secret_type: "token",
+      internal: this.seal(id, { hmac: t.hmac }),
+      issue_time: t.creationTime,
+      expire_time: t.expireTime,
+      max_expire_time: t.expireTime,
+      last_renewal: null,
+      renewable: t.renewable ? 1 : 0,
+      token_accessor: t.creator.tokenAccessor,
+      auth_mount: t.creator.authMount,
+      display_name: t.creator.displayName,
+      metadata: JSON.stringify(t.creator.metadata),
+      entity_id: t.creator.entityId,
+      state: "active",
+      revoke_attempts: 0,
+      revoke_error: null,
+      due_at: t.expireTime,
+    });
+    this.schedule(id, t.expireTime);
+    this.opts.events?.created?.(t.authMount);
+    return id;
+  }
+
+  /** Forgets a token lease whose token is already gone. */
+  async dropTokenLease(id: string): Promise<void> {
+    await this.store.delete(id);
+  }
+
+  /** Marks a pending lease active: the credential may now be handed out. */
+  async activate(id: string, mount: string): Promise<void> {
+    await this.store.update(id, { state: "active" });
+    this.opts.events?.created?.(mount);
+  }
+
+  private seal(id: string, internal: Record<string, unknown>): Buffer {
+    return this.opts.cipher.encrypt(`lease/${id}`, Buffer.from(JSON.stringify(internal), "utf8"));
+  }
+
+  private unseal(row: LeaseRow): Record<string, unknown> {
+    return JSON.parse(this.opts.cipher.decrypt(`lease/${row.id}`, row.internal).toString("utf8")) as Record<string, unknown>;
+  }
+
+  // ---- lookup -----------------------------------------------------------------------------
+
+  async get(id: string): Promise<LeaseRow | undefined> {
+    return this.store.get(id);
+  }
+
+  async require(id: string): Promise<LeaseRow> {
+    const row = await this.store.get(id);
+    if (!row) throw new UserError("invalid lease ID");
+    return row;
+  }
+
+  // ---- renewal ----------------------------------------------------------------------------
+
+  /**
+   * Vault's rules: `increment` is the new TTL from now (0 = the lease's original TTL), capped so
+   * the lease never passes its max TTL measured from issue time. The engine renews first.
+   */
+  async renew(id: string, increment: number): Promise<{ row: LeaseRow; ttl: number; warnings: string[] }> {
+    const row = await this.require(id);
+    if (row.kind === "token") throw new UserError("lease is a token: renew it with auth/token/renew");
+    if (row.state === "irrevocable") throw new UserError("lease is irrevocable: it cannot be renewed");
+    if (row.state !== "active") throw new UserError("lease is being revoked: it cannot be renewed");
+    if (!row.renewable) throw new UserError("lease is not renewable");
+    const now = Date.now();
+    if (row.expire_time <= now) throw new UserError("lease expired");
+    const remainingMax = Math.floor((row.max_expire_time - now) / 1000);
+    if (remainingMax <= 0) throw new UserError("lease has reached its max TTL and cannot be renewed");
+    const original = Math.round((row.expire_time - (row.last_renewal ?? row.issue_time)) / 1000);
+    const requested = increment > 0 ? increment : original;
+    const ttl = Math.min(requested, remainingMax);
+    const warnings = ttl < requested ? [`TTL of "${formatDuration(requested)}" exceeded the effective max_ttl of "${formatDuration(ttl)}"; TTL value is capped accordingly`] : [];
+    const expireTime = now + ttl * 1000;
+    const secretType = this.opts.backendOf(row.mount)?.secretTypes?.[row.secret_type];
+    if (!secretType) throw new UserError(`lease ${id} cannot be renewed: its engine at ${row.mount} is not available`);
+    if (secretType.renew) await secretType.renew({ id, internal: this.unseal(row), ttl, expireTime: new Date(expireTime) });
+    const patch = { expire_time: expireTime, last_renewal: now, due_at: expireTime };
+    await this.store.update(id, patch);
+    this.schedule(id, expireTime);
+    this.opts.events?.renewed?.(row.mount);
+    return { row: { ...row, ...patch }, ttl, warnings };
+  }
+
+  /** Moves a token lease's deadline after a token renewal. */
+  async extendTokenLease(id: string, expireTime: number): Promise<void> {
+    await this.store.update(id, { expire_time: expireTime, max_expire_time: expireTime, last_renewal: Date.now(), due_at: expireTime });
+    this.schedule(id, expireTime);
+  }
+
+  // ---- revocation -------------------------------------------------------------------------
+
+  private backoff(attempt: number): number {
+    const exp = Math.min(this.retry.capMs, this.retry.baseMs * 2 ** (attempt - 1));
+    return Math.round(exp / 2 + Math.random() * (exp / 2));
+  }
+
+  /** Revokes one lease now (idempotent; concurrent calls for the same id share one attempt). */
+  revoke(id: string, opts: { force?: boolean } = {}): Promise<RevokeOutcome> {
+    const existing = this.inFlight.get(id);
+    if (existing && !opts.force) return existing;
+    const p = this.revokeOnce(id, opts.force === true).finally(() => {
+      if (this.inFlight.get(id) === p) this.inFlight.delete(id);
+    });
+    this.inFlight.set(id, p);
+    return p;
+  }
+
+  private async revokeOnce(id: string, force: boolean): Promise<RevokeOutcome> {
+    const row = await this.store.get(id);
+    if (!row) return { id, ok: true };
+    return this.limited(row.mount, async () => {
+      const now = Date.now();
+      // Record the attempt first: a crash mid-revocation is retried at this deadline.
+      const provisionalDue = now + this.backoff(row.revoke_attempts + 1);
+      if (row.state !== "revoking" || row.due_at !== provisionalDue) await this.store.update(id, { state: "revoking", due_at: provisionalDue });
+      try {
+        if (row.kind === "token") {
+          await this.opts.revokeToken(this.unseal(row));
+        } else {
+          const backend = this.opts.backendOf(row.mount);
+          if (!backend) throw new Error(`no engine is mounted at ${row.mount}`);
+          const secretType = backend.secretTypes?.[row.secret_type];
+          if (!secretType) throw new Error(`engine at ${row.mount} has no secret type ${JSON.stringify(row.secret_type)}`);
+          await secretType.revoke({ id, internal: this.unseal(row) });
+        }
+        await this.store.delete(id);
+        this.opts.events?.revoked?.(row.mount);
+        return { id, ok: true };
+      } catch (err) {
+        const message = err instanceof Error ? err.message : String(err);
+        this.opts.events?.revokeFailed?.(row.mount);
+        if (force) {
+          await this.store.delete(id);
+          this.opts.logger.warn({ lease_id: id, err: message }, "lease force-revoked: the engine failed, the record was removed anyway");
+          return { id, ok: true, forced: true, error: message };
+        }
+        const attempts = row.revoke_attempts + 1;
+        if (attempts >= this.retry.maxAttempts) {
+          await this.store.update(id, { state: "irrevocable", revoke_attempts: attempts, revoke_error: message, due_at: null });
+          this.opts.events?.irrevocable?.(row.mount);
+          this.opts.logger.error({ lease_id: id, attempts, err: message }, "lease is irrevocable: revocation failed too many times; retry with sys/leases/revoke or remove with revoke-force");
+        } else {
+          const due = Date.now() + this.backoff(attempts);
+          await this.store.update(id, { state: "revoking", revoke_attempts: attempts, revoke_error: message, due_at: due });
+          this.schedule(id, due);
+          this.opts.logger.warn({ lease_id: id, attempts, err: message, retry_at: new Date(due).toISOString() }, "lease revocation failed; will retry");
+        }
+        return { id, ok: false, error: message };
+      }
+    });
+  }
+
+  /** Queues a revocation (sync=false): the lease is due now and the clock takes it from there. */
+  async revokeLater(id: string): Promise<void> {
+    const row = await this.require(id);
+    const now = Date.now();
+    await this.store.update(id, { due_at: now, state: row.state === "irrevocable" ? "revoking" : row.state });
+    this.schedule(id, now);
+  }
+
+  /** Revokes every lease matching a filter; `onProgress` hears about each batch. */
+  async revokeMatching(
+    filter: LeaseFilter,
+    opts: { force?: boolean; onProgress?: (done: number) => void } = {},
+  ): Promise<{ matched: number; revoked: number; failed: RevokeOutcome[] }> {
+    let matched = 0;
+    let revoked = 0;
+    const failed: RevokeOutcome[] = [];
+    let after = "";
+    for (;;) {
+      const ids = await this.store.select(filter, after, 500);
+      if (!ids.length) break;
+      after = ids[ids.length - 1];
+      matched += ids.length;
+      const outcomes = await Promise.all(ids.map((id) => this.revoke(id, { force: opts.force })));
+      for (const o of outcomes) (o.ok ? (revoked++, undefined) : failed.push(o));
+      opts.onProgress?.(matched);
+    }
+    return { matched, revoked, failed };
+  }
+
+  /** Revokes the leases a token created (its own token lease excluded). */
+  async revokeByToken(accessor: string): Promise<void> {
+    if (!accessor) return;
+    await this.revokeMatching({ tokenAccessor: accessor, kind: "secret" });
+  }
+
+  // ---- scheduling -------------------------------------------------------------------------
+
+  /** Tells the clock about a (new or moved) deadline. */
+  schedule(id: string, due: number): void {
+    if (!this.running) return;
+    if (due <= this.horizon) {
+      this.heap.push(id, due);
+      this.arm();
+    }
+  }
+
+  /** Reloads the window of soonest deadlines from the index. */
+  async refill(): Promise<void> {
+    if (!this.running) return;
+    const now = Date.now();
+    const rows = await this.store.due(now + this.horizonMs, this.windowSize);
+    this.heap.clear();
+    for (const r of rows) this.heap.push(r.id, r.due_at);
+    this.horizon = rows.length < this.windowSize ? now + this.horizonMs : rows[rows.length - 1].due_at;
+    this.arm();
+  }
+
+  private arm(): void {
+    if (!this.running) return;
+    const next = Math.min(this.heap.peek()?.due ?? Infinity, this.horizon);
+    const delay = Math.max(0, Math.min(next - Date.now(), 2 ** 31 - 1));
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = setTimeout(() => void this.tick(), delay);
+    this.timer.unref?.();
+  }
+
+  private async tick(): Promise<void> {
+    if (this.ticking || !this.running) return;
+    this.ticking = true;
+    try {
+      if (this.expiryEnabled) {
+        const now = Date.now();
+        const due: string[] = [];
+        while (this.heap.size && this.heap.peek()!.due <= now) due.push(this.heap.pop()!.id);
+        for (const id of new Set(due)) void this.expire(id, now);
+      }
+      if (Date.now() >= this.horizon || !this.heap.size) await this.refill();
+    } catch (err) {
+      this.opts.logger.error({ err }, "expiration tick failed");
+    } finally {
+      this.ticking = false;
+      this.arm();
+    }
+  }
+
+  /** A deadline fired: check the row still wants action now (it may have been renewed), then revoke. */
+  private async expire(id: string, now: number): Promise<void> {
+    try {
+      if (this.inFlight.has(id)) return;
+      const row = await this.store.get(id);
+      if (!row || row.due_at === null || row.due_at > now || row.state === "irrevocable") return;
+      await this.revoke(id);
+    } catch (err) {
+      this.opts.logger.error({ err, lease_id: id }, "expiring a lease failed");
+    }
+  }
+
+  /** Runs `fn` with at most `perMountConcurrency` revocations per mount at once. */
+  private async limited<T>(mount: string, fn: () => Promise<T>): Promise<T> {
+    let q = this.queues.get(mount);
+    if (!q) this.queues.set(mount, (q = { active: 0, waiting: [] }));
+    if (q.active >= this.concurrency) await new Promise<void>((resolve) => q!.waiting.push(resolve));
+    q.active++;
+    try {
+      return await fn();
+    } finally {
+      q.active--;
+      q.waiting.shift()?.();
+      if (q.active === 0 && !q.waiting.length) this.queues.delete(mount);
+    }
+  }
+
+  /** Queue depth across mounts (metrics). */
+  get queueDepth(): number {
+    let n = 0;
+    for (const q of this.queues.values()) n += q.active + q.waiting.length;
+    return n;
+  }
+
+  /** Retries every irrevocable lease once (periodic job and operator retry). */
+  async retryIrrevocable(): Promise<RevokeOutcome[]> {
+    const out: RevokeOutcome[] = [];
+    let after = "";
+    for (;;) {
+      const ids = await this.store.inState("irrevocable", after, 500);
+      if (!ids.length) return out;
+      after = ids[ids.length - 1];
+      for (const id of ids) {
+        await this.store.update(id, { revoke_attempts: this.retry.maxAttempts - 1 });
+        out.push(await this.revoke(id));
+      }
+    }
+  }
+
+  /** For tests and `sys/leases/lookup`: a lease that does not exist is Vault's 400 `invalid lease`. */
+  static notFound(): never {
+    throw new NotFound();
+  }
+}

@@ -1,0 +1,142 @@
+import type Database from "better-sqlite3";
+import type { LeaseFilter, LeaseRow, LeaseState, LeaseStore } from "./types.js";
+
+/** The `leases` table: one row per lease, indexed for expiry, prefix, token, mount+role and identity. */
+export const LEASE_MIGRATIONS = [
+  `CREATE TABLE leases (
+    id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    mount TEXT NOT NULL,
+    path TEXT NOT NULL,
+    role TEXT NOT NULL DEFAULT '',
+    secret_type TEXT NOT NULL,
+    internal BLOB NOT NULL,
+    issue_time INTEGER NOT NULL,
+    expire_time INTEGER NOT NULL,
+    max_expire_time INTEGER NOT NULL,
+    last_renewal INTEGER,
+    renewable INTEGER NOT NULL,
+    token_accessor TEXT NOT NULL DEFAULT '',
+    auth_mount TEXT NOT NULL DEFAULT '',
+    display_name TEXT NOT NULL DEFAULT '',
+    metadata TEXT NOT NULL DEFAULT '{}',
+    entity_id TEXT NOT NULL DEFAULT '',
+    state TEXT NOT NULL,
+    revoke_attempts INTEGER NOT NULL DEFAULT 0,
+    revoke_error TEXT,
+    due_at INTEGER
+  ) WITHOUT ROWID`,
+  `CREATE INDEX leases_due ON leases(due_at) WHERE due_at IS NOT NULL`,
+  `CREATE INDEX leases_token ON leases(token_accessor)`,
+  `CREATE INDEX leases_mount_role ON leases(mount, role)`,
+  `CREATE INDEX leases_identity ON leases(auth_mount, display_name)`,
+  `CREATE INDEX leases_state ON leases(state) WHERE state <> 'active'`,
+];
+
+const COLUMNS = [
+  "id", "kind", "mount", "path", "role", "secret_type", "internal", "issue_time", "expire_time", "max_expire_time", "last_renewal",
+  "renewable", "token_accessor", "auth_mount", "display_name", "metadata", "entity_id", "state", "revoke_attempts", "revoke_error", "due_at",
+] as const;
+const UPDATABLE = new Set<string>(COLUMNS.filter((c) => c !== "id"));
+
+/** Builds a WHERE clause from a filter; every value is a bound parameter. */
+function where(filter: LeaseFilter): { sql: string; params: unknown[] } {
+  const parts: string[] = [];
+  const params: unknown[] = [];
+  const eq = (col: string, v: unknown) => {
+    parts.push(`${col} = ?`);
+    params.push(v);
+  };
+  if (filter.mount !== undefined) eq("mount", filter.mount);
+  if (filter.role !== undefined) eq("role", filter.role);
+  if (filter.tokenAccessor !== undefined) eq("token_accessor", filter.tokenAccessor);
+  if (filter.authMount !== undefined) eq("auth_mount", filter.authMount);
+  if (filter.displayName !== undefined) eq("display_name", filter.displayName);
+  if (filter.state !== undefined) eq("state", filter.state);
+  if (filter.kind !== undefined) eq("kind", filter.kind);
+  if (filter.pathPrefix !== undefined && filter.pathPrefix !== "") {
+    // Range on the primary key: ids are `<path>/<random>`, so a prefix is an id range.
+    parts.push("id >= ? AND id < ?");
+    params.push(filter.pathPrefix, filter.pathPrefix + "\uffff");
+  }
+  if (filter.issuedAfter !== undefined) {
+    parts.push("issue_time >= ?");
+    params.push(filter.issuedAfter);
+  }
+  if (filter.issuedBefore !== undefined) {
+    parts.push("issue_time < ?");
+    params.push(filter.issuedBefore);
+  }
+  for (const [k, v] of Object.entries(filter.metadata ?? {})) {
+    parts.push("json_extract(metadata, ?) = ?");
+    params.push(`$.${JSON.stringify(k)}`, v);
+  }
+  return { sql: parts.length ? parts.join(" AND ") : "1 = 1", params };
+}
+
+/** Lease persistence on the same SQLite database as the rest of the store. */
+export class SqliteLeaseStore implements LeaseStore {
+  private readonly stmts;
+
+  constructor(private readonly db: Database.Database) {
+    this.stmts = {
+      insert: db.prepare(`INSERT INTO leases (${COLUMNS.join(", ")}) VALUES (${COLUMNS.map((c) => `@${c}`).join(", ")})`),
+      get: db.prepare<[string], LeaseRow>("SELECT * FROM leases WHERE id = ?"),
+      del: db.prepare("DELETE FROM leases WHERE id = ?"),
+      due: db.prepare<[number, number], { id: string; due_at: number }>("SELECT id, due_at FROM leases WHERE due_at IS NOT NULL AND due_at <= ? ORDER BY due_at LIMIT ?"),
+      inState: db.prepare<[string, string, number], { id: string }>("SELECT id FROM leases WHERE state = ? AND id > ? ORDER BY id LIMIT ?"),
+      byState: db.prepare<[], { state: string; n: number }>("SELECT state, COUNT(*) AS n FROM leases GROUP BY state"),
+      byMount: db.prepare<[], { mount: string; n: number }>("SELECT mount, COUNT(*) AS n FROM leases GROUP BY mount"),
+      byMountState: db.prepare<[], { mount: string; state: string; n: number }>("SELECT mount, state, COUNT(*) AS n FROM leases GROUP BY mount, state"),
+    };
+  }
+
+  async insert(row: LeaseRow): Promise<void> {
+    this.stmts.insert.run(row);
+  }
+
+  async get(id: string): Promise<LeaseRow | undefined> {
+    return this.stmts.get.get(id);
+  }
+
+  async update(id: string, patch: Partial<Omit<LeaseRow, "id">>): Promise<void> {
+    const cols = Object.keys(patch).filter((c) => UPDATABLE.has(c));
+    if (!cols.length) return;
+    // Column names come from the fixed list above, never from input.
+    this.db.prepare(`UPDATE leases SET ${cols.map((c) => `${c} = @${c}`).join(", ")} WHERE id = @id`).run({ ...patch, id });
+  }
+
+  async delete(id: string): Promise<void> {
+    this.stmts.del.run(id);
+  }
+
+  async due(until: number, limit: number): Promise<{ id: string; due_at: number }[]> {
+    return this.stmts.due.all(until, limit);
+  }
+
+  async select(filter: LeaseFilter, after: string, limit: number): Promise<string[]> {
+    const w = where(filter);
+    const rows = this.db.prepare(`SELECT id FROM leases WHERE ${w.sql} AND id > ? ORDER BY id LIMIT ?`).all(...w.params, after, limit) as { id: string }[];
+    return rows.map((r) => r.id);
+  }
+
+  async count(filter: LeaseFilter): Promise<number> {
+    const w = where(filter);
+    return (this.db.prepare(`SELECT COUNT(*) AS n FROM leases WHERE ${w.sql}`).get(...w.params) as { n: number }).n;
+  }
+
+  async stats(): Promise<{ byState: Record<string, number>; byMount: Record<string, number> }> {
+    return {
+      byState: Object.fromEntries(this.stmts.byState.all().map((r) => [r.state, r.n])),
+      byMount: Object.fromEntries(this.stmts.byMount.all().map((r) => [r.mount, r.n])),
+    };
+  }
+
+  async countsByMountAndState(): Promise<{ mount: string; state: string; n: number }[]> {
+    return this.stmts.byMountState.all();
+  }
+
+  async inState(state: LeaseState, after: string, limit: number): Promise<string[]> {
+    return this.stmts.inState.all(state, after, limit).map((r) => r.id);
+  }
+}
