@@ -329,6 +329,26 @@ export class Core {
     }
   }
 
+  /** `sys/leases/tidy`: drops token leases whose token is already gone. Returns how many. */
+  async tidyTokenLeases(): Promise<number> {
+    let removed = 0;
+    let after = "";
+    for (;;) {
+      const ids = await this.leases.store.select({ kind: "token" }, after, 1000);
+      if (!ids.length) return removed;
+      after = ids[ids.length - 1];
+      for (const id of ids) {
+        const row = await this.leases.store.get(id);
+        if (!row) continue;
+        const { hmac } = JSON.parse(this.barrier.decrypt(`lease/${id}`, row.internal).toString("utf8")) as { hmac: string };
+        if (!(await this.tokens.getByHmac(hmac))) {
+          await this.leases.dropTokenLease(id);
+          removed++;
+        }
+      }
+    }
+  }
+
   /** Revokes every lease of a mount (before disabling it). Throws if any fails: the mount stays. */
   async revokeMountLeases(mountPath: string): Promise<void> {
     const result = await this.leases.revokeMatching({ mount: mountPath });

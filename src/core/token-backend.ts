@@ -204,7 +204,9 @@ export function tokenBackend(core: Core): Backend {
         update: {
           schema: roleSchema,
           handler: async (r) => {
-            const name = zName.parse(r.params.name);
+            const checked = zName.safeParse(r.params.name);
+            if (!checked.success) throw new UserError(`invalid role name ${JSON.stringify(r.params.name)}: ${checked.error.issues[0]?.message ?? "invalid"}`);
+            const name = checked.data;
             const d = r.data as z.infer<typeof roleSchema>;
             const view = rolesView();
             await view.withLock(name, async () => {

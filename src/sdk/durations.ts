@@ -11,6 +11,9 @@ const UNIT_SECONDS: Record<string, number> = {
   d: 86400,
 };
 
+/** Go's longest duration (int64 nanoseconds, about 292 years); Vault cannot represent more. */
+export const MAX_DURATION_SECONDS = 9_223_372_036;
+
 /**
  * Parses a duration the way Vault does: an integer number of seconds (number or numeric string)
  * or a Go duration string such as `"90s"`, `"1h30m"`, `"72h"` (Vault also accepts `d`).
@@ -19,12 +22,12 @@ const UNIT_SECONDS: Record<string, number> = {
 export function parseDuration(input: unknown, field = "duration"): number {
   if (typeof input === "number") {
     if (!Number.isFinite(input) || input < 0) throw new UserError(`${field}: must be a non-negative duration`);
-    return Math.floor(input);
+    return inRange(Math.floor(input), field, input);
   }
   if (typeof input !== "string") throw new UserError(`${field}: expected a duration such as 30, "30s", "15m" or "1h"`);
   const s = input.trim();
   if (s === "") return 0;
-  if (/^\d+$/.test(s)) return parseInt(s, 10);
+  if (/^\d+$/.test(s)) return inRange(parseInt(s, 10), field, input);
   const re = /(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h|d)/y;
   let total = 0;
   let pos = 0;
@@ -36,7 +39,12 @@ export function parseDuration(input: unknown, field = "duration"): number {
     pos = re.lastIndex;
   }
   if (!Number.isFinite(total)) throw new UserError(`${field}: invalid duration ${JSON.stringify(input)}`);
-  return Math.floor(total + 1e-9);
+  return inRange(Math.floor(total + 1e-9), field, input);
+}
+
+function inRange(seconds: number, field: string, input: unknown): number {
+  if (seconds > MAX_DURATION_SECONDS) throw new UserError(`${field}: duration ${JSON.stringify(input)} is out of range (at most ${MAX_DURATION_SECONDS} seconds)`);
+  return seconds;
 }
 
 /** Formats seconds as a Go-style duration (`1h2m3s`), as the `vault` CLI prints them. */

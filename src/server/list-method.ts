@@ -20,10 +20,17 @@ export function acceptListMethod(server: HttpServer): void {
       const rewritten = rewriteListRequest(raw);
       if (rewritten) {
         detachParser(socket);
+        socket.pause();
         socket.unshift(rewritten);
-        server.emit(socket instanceof TLSSocket ? "secureConnection" : "connection", socket);
-        // A fresh parser reads from the stream; make sure data flows again.
-        socket.resume();
+        // Pipelined requests the old parser already read may still be answering: a fresh parser's
+        // responses would queue on a different connection state and never be sent, so the
+        // connection changes hands only once nothing is in flight.
+        whenNoResponseInFlight(socket, () => {
+          if (socket.destroyed) return;
+          server.emit(socket instanceof TLSSocket ? "secureConnection" : "connection", socket);
+          // A fresh parser reads from the stream; make sure data flows again.
+          socket.resume();
+        });
         return;
       }
     }
@@ -35,6 +42,21 @@ export function acceptListMethod(server: HttpServer): void {
       socket.destroy();
     }
   });
+}
+
+/** Runs `fn` once the socket has no response in progress (Node keeps the current one in `_httpMessage`). */
+function whenNoResponseInFlight(socket: Socket, fn: () => void): void {
+  const res = (socket as Socket & { _httpMessage?: NodeJS.EventEmitter | null })._httpMessage;
+  if (!res) return fn();
+  let done = false;
+  const next = () => {
+    if (done) return;
+    done = true;
+    // Node's own 'finish' handler (registered first) has by now handed the socket to the next queued response.
+    process.nextTick(() => whenNoResponseInFlight(socket, fn));
+  };
+  res.once("finish", next);
+  res.once("close", next);
 }
 
 /** `LIST /v1/x HTTP/1.1` → `GET /v1/x?list=true HTTP/1.1`, keeping every following byte. */

@@ -41,6 +41,11 @@ export async function listen<E extends object>(app: Hono<E>, opts: ListenOptions
   server.keepAliveTimeout = 65_000;
   server.headersTimeout = 66_000;
   acceptListMethod(server);
+  // Without a listener Node drops CONNECT requests by closing the socket; answer them instead.
+  server.on("connect", (_req, socket: import("node:net").Socket) => {
+    const body = JSON.stringify({ errors: ["unsupported method CONNECT"] });
+    socket.end(`HTTP/1.1 405 Method Not Allowed\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+  });
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
     server.listen(port, host, () => {

@@ -6,6 +6,8 @@ import { join } from "node:path";
 import type { Logger } from "pino";
 import { builtinPlugins } from "../../plugins/index.js";
 import { Core } from "../core/core.js";
+import type { RetryPolicy } from "../core/leases/manager.js";
+import type { PluginFactory } from "../sdk/types.js";
 import { loadStaticKey } from "../core/seal.js";
 import { isLeaseholdError } from "../sdk/errors.js";
 import { SqliteStorage } from "../storage/sqlite.js";
@@ -97,6 +99,9 @@ export interface DevServerOptions {
   logger?: Logger;
   defaultLeaseTtl?: number;
   maxLeaseTtl?: number;
+  /** Plugins besides the built-in ones (tests register their own engines). */
+  extraPlugins?: PluginFactory[];
+  leaseRetry?: Partial<RetryPolicy>;
 }
 
 /** The dev server: in-memory store, initialised, unsealed, KV v2 at `secret/`. */
@@ -104,7 +109,8 @@ export async function startDevServer(opts: DevServerOptions = {}): Promise<Runni
   const logger = opts.logger ?? createLogger("info");
   const core = new Core({
     physical: new SqliteStorage({ path: ":memory:" }),
-    plugins: builtinPlugins,
+    plugins: [...builtinPlugins, ...(opts.extraPlugins ?? [])],
+    leaseRetry: opts.leaseRetry,
     logger,
     defaultLeaseTtl: opts.defaultLeaseTtl ?? DEFAULT_LEASE_TTL_SECONDS,
     maxLeaseTtl: opts.maxLeaseTtl ?? DEFAULT_LEASE_TTL_SECONDS,

@@ -1,8 +1,8 @@
 import pino from "pino";
-import { startDevServer, type RunningServer } from "../../src/server/run.js";
+import { startDevServer, type DevServerOptions, type RunningServer } from "../../src/server/run.js";
 
 /** Starts the real dev server on a free loopback port, logs silenced. */
-export async function startTestServer(opts: { rootTokenId?: string; tls?: boolean; tlsCertDir?: string; maxLeaseTtl?: number; defaultLeaseTtl?: number } = {}): Promise<RunningServer> {
+export async function startTestServer(opts: Omit<DevServerOptions, "address" | "logger"> = {}): Promise<RunningServer> {
   return startDevServer({ address: "127.0.0.1:0", logger: pino({ level: process.env.LEASEHOLD_TEST_LOG ?? "silent" }), ...opts });
 }
 

@@ -90,7 +90,8 @@ export function describeLease(row: LeaseRow, now = Date.now()): Record<string, u
  * from the `due_at` index), woken by one timer; a cron tick refills it as a safety net.
  */
 export class ExpirationManager {
-  private readonly store: LeaseStore;
+  /** The lease table (listing and counting go straight to it). */
+  readonly store: LeaseStore;
   private readonly retry: RetryPolicy;
   private readonly concurrency: number;
   private readonly windowSize: number;
@@ -380,10 +381,11 @@ export class ExpirationManager {
   async revokeMatching(
     filter: LeaseFilter,
     opts: { force?: boolean; onProgress?: (done: number) => void } = {},
-  ): Promise<{ matched: number; revoked: number; failed: RevokeOutcome[] }> {
+  ): Promise<{ matched: number; revoked: number; failed: RevokeOutcome[]; forced: RevokeOutcome[] }> {
     let matched = 0;
     let revoked = 0;
     const failed: RevokeOutcome[] = [];
+    const forced: RevokeOutcome[] = [];
     let after = "";
     for (;;) {
       const ids = await this.store.select(filter, after, 500);
@@ -391,10 +393,17 @@ export class ExpirationManager {
       after = ids[ids.length - 1];
       matched += ids.length;
       const outcomes = await Promise.all(ids.map((id) => this.revoke(id, { force: opts.force })));
-      for (const o of outcomes) (o.ok ? (revoked++, undefined) : failed.push(o));
+      for (const o of outcomes) {
+        if (!o.ok) failed.push(o);
+        else {
+          revoked++;
+          if (o.forced) forced.push(o);
+        }
+      }
       opts.onProgress?.(matched);
+      // Failed leases stay in the table (retrying): page past them rather than loop on them.
     }
-    return { matched, revoked, failed };
+    return { matched, revoked, failed, forced };
   }
 
   /** Revokes the leases a token created (its own token lease excluded). */

@@ -1,6 +1,7 @@
 import type { Backend } from "../../sdk/types.js";
 import type { Core } from "../core.js";
 import { auditPaths, metricsPaths } from "./audit.js";
+import { leasePaths } from "./leases.js";
 import { mountsPaths } from "./mounts.js";
 import { policyPaths } from "./policies.js";
 import { sealPaths } from "./seal.js";
@@ -8,7 +9,7 @@ import { sealPaths } from "./seal.js";
 /** The `sys/` backend: seal, mounts, policies, audit, metrics. */
 export function systemBackend(core: Core): Backend {
   return {
-    paths: [...sealPaths(core), ...mountsPaths(core), ...policyPaths(core), ...auditPaths(core), ...metricsPaths(core)],
+    paths: [...sealPaths(core), ...mountsPaths(core), ...policyPaths(core), ...auditPaths(core), ...metricsPaths(core), ...leasePaths(core)],
     unauthenticatedPaths: ["health", "seal-status", "init", "unseal", "leader"],
     // Vault's root-protected sys paths: they need `sudo` besides the operation's capability.
     rootPaths: ["auth/*", "audit", "audit/*", "audit-hash/*", "seal", "rotate", "leases/revoke-prefix/*", "leases/revoke-force/*", "leases/lookup/*", "revoke-prefix/*", "revoke-force/*"],
