@@ -22,7 +22,7 @@ interface LoadResult {
 }
 
 async function load(url: string, seconds: number, concurrency: number, headers: Record<string, string> = {}): Promise<LoadResult> {
-  const args = [join(here, "load.ts"), url, String(seconds), String(concurrency), ...Object.entries(headers).map(([k, v]) => `${k}=${v}`)];
+  const args = [join(here, "lib/load.ts"), url, String(seconds), String(concurrency), ...Object.entries(headers).map(([k, v]) => `${k}=${v}`)];
   const { stdout } = await run(tsx, args, { maxBuffer: 1 << 20 });
   return JSON.parse(stdout.trim().split("\n").pop()!) as LoadResult;
 }

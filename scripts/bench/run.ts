@@ -7,7 +7,7 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const [name, ...args] = process.argv.slice(2);
-const available = readdirSync(here).filter((f) => f.endsWith(".ts") && !["run.ts", "load.ts"].includes(f)).map((f) => f.replace(/\.ts$/, ""));
+const available = readdirSync(here).filter((f) => f.endsWith(".ts") && f !== "run.ts").map((f) => f.replace(/\.ts$/, ""));
 if (!name || !existsSync(join(here, `${name}.ts`)) || !available.includes(name)) {
   process.stderr.write(`usage: npm run bench -- <name> [args]\navailable: ${available.join(", ")}\n`);
   process.exit(2);

@@ -77,6 +77,7 @@ function where(filter: LeaseFilter): { sql: string; params: unknown[] } {
 /** Lease persistence on the same SQLite database as the rest of the store. */
 export class SqliteLeaseStore implements LeaseStore {
   private readonly stmts;
+  private readonly updates = new Map<string, Database.Statement>();
 
   constructor(private readonly db: Database.Database) {
     this.stmts = {
@@ -102,8 +103,11 @@ export class SqliteLeaseStore implements LeaseStore {
   async update(id: string, patch: Partial<Omit<LeaseRow, "id">>): Promise<void> {
     const cols = Object.keys(patch).filter((c) => UPDATABLE.has(c));
     if (!cols.length) return;
-    // Column names come from the fixed list above, never from input.
-    this.db.prepare(`UPDATE leases SET ${cols.map((c) => `${c} = @${c}`).join(", ")} WHERE id = @id`).run({ ...patch, id });
+    // Column names come from the fixed list above, never from input; statements are cached per column set.
+    const key = cols.join(",");
+    let stmt = this.updates.get(key);
+    if (!stmt) this.updates.set(key, (stmt = this.db.prepare(`UPDATE leases SET ${cols.map((c) => `${c} = @${c}`).join(", ")} WHERE id = @id`)));
+    stmt.run({ ...patch, id });
   }
 
   async delete(id: string): Promise<void> {
