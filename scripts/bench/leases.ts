@@ -27,7 +27,7 @@ function arg(args: string[], name: string, dflt: number): number {
 export async function main(args: string[]): Promise<void> {
   const count = arg(args, "--count", 1_000_000);
   const burst = Math.min(arg(args, "--burst", 10_000), count);
-  const burstDelayS = arg(args, "--burst-delay", 20);
+  const burstDelayS = arg(args, "--burst-delay", 10);
   const batch = 5_000;
   const dir = mkdtempSync(join(tmpdir(), "leasehold-bench-leases-"));
   const dbPath = join(dir, "leasehold.db");
@@ -59,16 +59,14 @@ export async function main(args: string[]): Promise<void> {
   }
   const writeEnd = performance.now();
   const writeRate = regular / ((writeEnd - t0) / 1000);
-  const burstAt = Date.now() + burstDelayS * 1000;
+  const provisionalBurstAt = Date.now() + 24 * 3600 * 1000;
   db.exec("BEGIN");
   for (let j = 0; j < burst; j++) {
-    const ttl = Math.max(1, Math.round((burstAt - Date.now()) / 1000));
+    const ttl = Math.max(1, Math.round((provisionalBurstAt - Date.now()) / 1000));
     const lease = await core.leases.open("bench/", "bench/creds/burst", { type: "noop", ttl, renewable: false, internal: { username: `v-burst-${j}` }, role: "burst" }, creator);
     await core.leases.activate(lease.id, "bench/");
   }
   db.exec("COMMIT");
-  // Burst leases all share one deadline.
-  db.prepare("UPDATE leases SET expire_time = ?, due_at = ? WHERE role = 'burst'").run(burstAt, burstAt);
   process.stderr.write("\n");
   await core.shutdown();
   console.log(`leasehold path: ${Math.round(writeRate)} leases/s (${((writeEnd - t0) / 1000).toFixed(1)} s), store ${(statSync(dbPath).size / 1048576).toFixed(0)} MiB`);
@@ -91,7 +89,12 @@ export async function main(args: string[]): Promise<void> {
   await raw.close();
   console.log(`raw better-sqlite3:  ${Math.round(rawRate)} rows/s`);
 
-  // 3. Restart on the store in a fresh process and watch the burst.
+  // 3. Restart on the store in a fresh process and watch the burst. The burst leases all get one
+  // deadline, `--burst-delay` seconds from now, so the restarted server is up before it comes.
+  const burstAt = Date.now() + burstDelayS * 1000;
+  const setup = new SqliteStorage({ path: dbPath });
+  setup.db.prepare("UPDATE leases SET expire_time = ?, due_at = ? WHERE mount = 'bench/' AND role = 'burst'").run(burstAt, burstAt);
+  await setup.close();
   console.log("restarting a server on the store (separate process)...");
   const { stdout } = await run(tsx, [join(here, "lib/leases-restart.ts"), dbPath, keyPath, String(burstAt), String(burst)], { maxBuffer: 1 << 20, timeout: 300_000 });
   const child = JSON.parse(stdout.trim().split("\n").pop()!) as Record<string, number>;

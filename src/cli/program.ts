@@ -4,6 +4,7 @@ import { fileURLToPath } from "node:url";
 import { Command, CommanderError } from "commander";
 import { normaliseArgv } from "./argv.js";
 import { registerKv } from "./commands/kv.js";
+import { registerLease } from "./commands/lease.js";
 import { registerLogin } from "./commands/login.js";
 import { registerLogical } from "./commands/logical.js";
 import { registerAudit, registerAuth, registerSecrets } from "./commands/mounts.js";
@@ -48,6 +49,7 @@ export function buildProgram(io: CliIo): Command {
   registerAuth(program, io);
   registerAudit(program, io);
   registerKv(program, io);
+  registerLease(program, io);
 
   program
     .command("version")

@@ -1,7 +1,8 @@
 import { randomUUID } from "node:crypto";
+import { Gauge } from "prom-client";
 import type { Logger } from "pino";
 import { InternalError, NotFound, PermissionDenied, SealedError, UserError, isLeaseholdError } from "../sdk/errors.js";
-import type { AuthResult, Backend, ConnectionInfo, HandlerRequest, HandlerResponse, Operation, PluginFactory } from "../sdk/types.js";
+import type { AuthResult, Backend, ConnectionInfo, HandlerRequest, HandlerResponse, Operation, PluginFactory, SecretLease } from "../sdk/types.js";
 import type { PhysicalStorage } from "../storage/types.js";
 import { Barrier } from "./barrier.js";
 import { invokeHandler, requireRoute, resolveWriteOperation } from "./dispatch.js";
@@ -9,6 +10,7 @@ import { globMatch } from "./glob.js";
 import { Metrics } from "./metrics.js";
 import { MountTable, type LiveMount, type MountEntry } from "./mounts.js";
 import { PolicyStore } from "./policies.js";
+import { LeaseQuotas } from "./quotas.js";
 import { requestContext, type RequestContext } from "./request-context.js";
 import { SealManager } from "./seal.js";
 import { TokenStore, type TokenEntry } from "./tokens.js";
@@ -49,6 +51,10 @@ export interface CoreOptions {
   clusterName?: string;
   metrics?: Metrics;
   leaseRetry?: Partial<RetryPolicy>;
+  /** Safety mode (`--no-revoke`, `disable_revocation`): start without revoking anything by time. */
+  disableRevocation?: boolean;
+  /** Total leases above which a warning is logged (default 500000). */
+  leaseCountWarningThreshold?: number;
 }
 
 /** Paths answered while sealed (everything else is 503). */
@@ -67,6 +73,8 @@ export class Core {
   readonly metrics: Metrics;
   readonly mounts: MountTable;
   readonly leases: ExpirationManager;
+  /** Lease-count quotas (`sys/quotas/lease-count`) and the total-lease warning. */
+  readonly quotas: LeaseQuotas;
   readonly logger: Logger;
   readonly clusterName: string;
   readonly clusterId = randomUUID();
@@ -85,6 +93,7 @@ export class Core {
     this.clusterName = opts.clusterName ?? "leasehold-cluster";
     this.systemTtl = { defaultLeaseTtl: opts.defaultLeaseTtl, maxLeaseTtl: opts.maxLeaseTtl };
     this.plugins = new Map(opts.plugins.map((p) => [p.type, p]));
+    this.quotas = new LeaseQuotas({ storage: this.barrier.view("sys/quotas/"), store: opts.physical.leases, logger: this.logger.child({ component: "quotas" }), warningThreshold: opts.leaseCountWarningThreshold });
     this.leases = new ExpirationManager({
       store: opts.physical.leases,
       cipher: { encrypt: (p, b) => this.barrier.encrypt(p, b), decrypt: (p, b) => this.barrier.decrypt(p, b) },
@@ -100,8 +109,13 @@ export class Core {
       },
       retry: opts.leaseRetry,
       events: this.metrics.leaseEvents(),
+      counts: this.quotas,
+      revocationEnabled: !opts.disableRevocation,
     });
     this.metrics.watchLeases(this.leases, opts.physical.leases);
+    this.quotas.registerMetrics(this.metrics.registry);
+    const leases = this.leases;
+    new Gauge({ name: "leasehold_lease_revocation_enabled", help: "0 while lease revocation by time is disabled (safety mode, --no-revoke)", registers: [this.metrics.registry], collect() { this.set(leases.expiryEnabled ? 1 : 0); } });
     this.tokens.leaseHooks = {
       created: (e) => this.leases.openTokenLease({ hmac: e.hmac, path: e.path, authMount: e.authMount, creationTime: e.creationTime, expireTime: e.expireTime!, renewable: e.renewable, creator: creatorOf(e) }),
       renewed: async (e) => {
@@ -166,6 +180,7 @@ export class Core {
     await this.policies.ensureDefault();
     await this.mounts.load();
     await this.audit.load();
+    await this.quotas.load();
     this.unsealed = true;
     await this.leases.start();
     this.metrics.sealed.set(0);
@@ -176,6 +191,7 @@ export class Core {
   async sealNow(): Promise<void> {
     this.unsealed = false;
     await this.leases.stop();
+    this.quotas.reset();
     await this.mounts.unload();
     await this.audit.close();
     this.tokens.reset();
@@ -291,6 +307,7 @@ export class Core {
       }
     } catch (err) {
       await this.abandonLeases(opened);
+      if (resp.secret) await this.revokeUnleased(mount, resp.secret);
       throw err;
     }
     // A lease opened but not returned guards nothing the caller will see: revoke it.
@@ -317,7 +334,7 @@ export class Core {
       if (lastUse && entry) await this.tokens.revokeTree(entry);
     }
     for (const task of ctx.afterResponse ?? []) await task();
-    const leaseInfo = lease ? { id: lease.id, ttl: lease.ttl, renewable: resp.secret?.renewable ?? true } : resp.leaseInfo;
+    const leaseInfo = lease ? { id: lease.id, ttl: lease.ttl, renewable: lease.renewable } : resp.leaseInfo;
     return renderResponse(requestId, resp, auth, mount.entry.type, leaseInfo);
   }
 
@@ -326,6 +343,18 @@ export class Core {
     for (const id of ids) {
       const outcome = await this.leases.revoke(id);
       if (!outcome.ok) this.logger.error({ lease_id: id, err: outcome.error }, "could not revoke the lease of a failed request; it stays scheduled for retry");
+    }
+  }
+
+  /**
+   * The simple form (`resp.secret`) creates the credential before its lease: when the lease cannot
+   * be opened (a full lease count quota), the engine revokes the credential at once.
+   */
+  private async revokeUnleased(mount: LiveMount, secret: SecretLease): Promise<void> {
+    try {
+      await mount.backend.secretTypes?.[secret.type]?.revoke({ id: "", internal: secret.internal });
+    } catch (err) {
+      this.logger.error({ err, mount: mount.entry.path }, "could not revoke a credential whose lease was refused; it may outlive the request");
     }
   }
 

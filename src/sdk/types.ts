@@ -100,6 +100,7 @@ export interface OpenedLease {
   id: string;
   /** Granted TTL in seconds (after caps). */
   ttl: number;
+  renewable: boolean;
   expireTime: Date;
   /** Replaces the internal data while still pending (e.g. once the username is known). */
   update(internal: Record<string, unknown>): Promise<void>;

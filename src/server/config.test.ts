@@ -361,3 +361,32 @@ describe("loadServerConfig: errors", () => {
     });
   });
 });
+
+describe("loadServerConfig: safety mode and the lease count warning", () => {
+  it("reads disable_revocation and lease_count_warning_threshold, in HCL and JSON", () => {
+    const c = loadServerConfig(withBase(`disable_revocation = true\nlease_count_warning_threshold = 1000`), "leasehold.hcl");
+    expect(c.disableRevocation).toBe(true);
+    expect(c.leaseCountWarningThreshold).toBe(1000);
+    expect(loadServerConfig(withBase(`disable_revocation = false`), "leasehold.hcl").disableRevocation).toBe(false);
+    const json = loadServerConfig(
+      JSON.stringify({ storage: { sqlite: { path: "/d.db" } }, listener: { tcp: { address: "127.0.0.1:8200", tls_disable: true } }, disable_revocation: true, lease_count_warning_threshold: 5 }),
+      "leasehold.json",
+    );
+    expect(json).toMatchObject({ disableRevocation: true, leaseCountWarningThreshold: 5 });
+  });
+
+  it("leaves both unset when absent (revocation on, the core's 500000 default)", () => {
+    const c = loadServerConfig(withBase(""), "leasehold.hcl");
+    expect(c.disableRevocation).toBeUndefined();
+    expect(c.leaseCountWarningThreshold).toBeUndefined();
+  });
+
+  it("refuses a non-boolean disable_revocation and a bad threshold, naming the key and line", () => {
+    expect(configError(withBase(`disable_revocation = "soon"`))).toBe('leasehold.hcl:6: disable_revocation must be true or false, got string "soon"');
+    expect(configError(withBase(`disable_revocation = 2`))).toMatch(/^leasehold\.hcl:6: disable_revocation must be true or false/);
+    expect(configError(withBase(`lease_count_warning_threshold = 0`))).toBe("leasehold.hcl:6: lease_count_warning_threshold must be a positive whole number, got number 0");
+    expect(configError(withBase(`lease_count_warning_threshold = 1.5`))).toMatch(/lease_count_warning_threshold must be a positive whole number/);
+    expect(configError(withBase(`lease_count_warning_threshold = "many"`))).toMatch(/lease_count_warning_threshold must be a positive whole number/);
+    expect(configError(withBase(`disable_revocaton = true`))).toContain('(did you mean "disable_revocation"?)');
+  });
+});

@@ -11,6 +11,12 @@
  * otherwise ignored, so Vault configs load unchanged: Node cannot lock its heap into memory, so
  * leasehold never mlocks (operators who care should disable swap or encrypt it), and leasehold
  * has no web UI.
+ *
+ * leasehold's own top-level keys:
+ *   disable_revocation = true              # safety mode, as `leasehold server -no-revoke`: nothing is
+ *                                          # revoked by time (restoring a backup without killing live
+ *                                          # credentials); turn it on with POST sys/leasehold/revocation
+ *   lease_count_warning_threshold = 500000 # log a warning when the number of leases passes this
  */
 import { UserError } from "../sdk/errors.js";
 import { parseDuration } from "../sdk/durations.js";
@@ -39,6 +45,10 @@ export interface ServerConfig {
   /** Seconds. */
   maxLeaseTtl: number;
   logLevel: LogLevel;
+  /** `disable_revocation`: start in safety mode (set only when the key is present). */
+  disableRevocation?: boolean;
+  /** `lease_count_warning_threshold` (set only when the key is present; the core defaults to 500000). */
+  leaseCountWarningThreshold?: number;
 }
 
 /** Vault's system default for both lease TTLs: 768h (32 days). */
@@ -46,7 +56,7 @@ export const DEFAULT_LEASE_TTL_SECONDS = 768 * 3600;
 export const DEFAULT_LISTENER_ADDRESS = "127.0.0.1:8200";
 export const DEFAULT_CLUSTER_NAME = "leasehold";
 
-const TOP_LEVEL_KEYS = ["storage", "listener", "seal", "api_addr", "cluster_name", "default_lease_ttl", "max_lease_ttl", "log_level", "disable_mlock", "ui"];
+const TOP_LEVEL_KEYS = ["storage", "listener", "seal", "api_addr", "cluster_name", "default_lease_ttl", "max_lease_ttl", "log_level", "disable_mlock", "ui", "disable_revocation", "lease_count_warning_threshold"];
 const STORAGE_KEYS = ["path", "synchronous"];
 const LISTENER_KEYS = ["address", "tls_disable", "tls_cert_file", "tls_key_file", "tls_client_ca_file"];
 const SEAL_KEYS = ["key_file"];
@@ -125,6 +135,8 @@ class ConfigReader {
     const config: ServerConfig = { storage, listeners, clusterName, defaultLeaseTtl, maxLeaseTtl, logLevel };
     if (seal) config.seal = seal;
     if (apiAddr !== undefined) config.apiAddr = apiAddr;
+    if (root.disable_revocation !== undefined) config.disableRevocation = this.bool(root, "disable_revocation", "");
+    if (root.lease_count_warning_threshold !== undefined) config.leaseCountWarningThreshold = this.positiveInt(root, "lease_count_warning_threshold");
     return config;
   }
 
@@ -237,6 +249,13 @@ class ConfigReader {
     }
     if (seconds <= 0) this.fail(body, key, `${key} must be greater than zero`);
     return seconds;
+  }
+
+  private positiveInt(body: HclObject, key: string): number {
+    const v = body[key];
+    const n = typeof v === "number" ? v : typeof v === "string" && /^\s*\d+\s*$/.test(v) ? Number(v) : NaN;
+    if (!Number.isSafeInteger(n) || n < 1) this.fail(body, key, `${key} must be a positive whole number, got ${describeValue(v)}`);
+    return n;
   }
 
   private address(body: HclObject, where: string): string {

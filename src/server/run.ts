@@ -27,6 +27,8 @@ export interface ServerRunOptions {
   devTls: boolean;
   devTlsCertDir?: string;
   logLevel?: string;
+  /** `-no-revoke` / `LEASEHOLD_NO_REVOKE=1`: safety mode, nothing is revoked by time (as `disable_revocation = true`). */
+  noRevoke?: boolean;
 }
 
 /** A running server: its core, listeners and how to stop it. */
@@ -62,6 +64,8 @@ export async function startConfiguredServer(config: ServerConfig, logger = creat
     defaultLeaseTtl: config.defaultLeaseTtl,
     maxLeaseTtl: config.maxLeaseTtl,
     clusterName: config.clusterName,
+    disableRevocation: config.disableRevocation,
+    leaseCountWarningThreshold: config.leaseCountWarningThreshold,
   });
   await core.start();
   const app = buildApp(core, logger);
@@ -102,6 +106,9 @@ export interface DevServerOptions {
   /** Plugins besides the built-in ones (tests register their own engines). */
   extraPlugins?: PluginFactory[];
   leaseRetry?: Partial<RetryPolicy>;
+  /** Safety mode: start without revoking anything by time (`-no-revoke`). */
+  noRevoke?: boolean;
+  leaseCountWarningThreshold?: number;
 }
 
 /** The dev server: in-memory store, initialised, unsealed, KV v2 at `secret/`. */
@@ -111,6 +118,8 @@ export async function startDevServer(opts: DevServerOptions = {}): Promise<Runni
     physical: new SqliteStorage({ path: ":memory:" }),
     plugins: [...builtinPlugins, ...(opts.extraPlugins ?? [])],
     leaseRetry: opts.leaseRetry,
+    disableRevocation: opts.noRevoke,
+    leaseCountWarningThreshold: opts.leaseCountWarningThreshold,
     logger,
     defaultLeaseTtl: opts.defaultLeaseTtl ?? DEFAULT_LEASE_TTL_SECONDS,
     maxLeaseTtl: opts.maxLeaseTtl ?? DEFAULT_LEASE_TTL_SECONDS,
@@ -140,6 +149,7 @@ export async function runServer(opts: ServerRunOptions): Promise<void> {
         tls: opts.devTls,
         tlsCertDir: opts.devTlsCertDir,
         logger: createLogger(opts.logLevel ?? "info"),
+        noRevoke: opts.noRevoke,
       });
       // As `vault server -dev` does: the CLI on this machine is logged in as root right away.
       writeTokenFile(server.rootToken!);
@@ -147,6 +157,7 @@ export async function runServer(opts: ServerRunOptions): Promise<void> {
     } else {
       const config = loadServerConfig(readFile(opts.config!, "configuration file"), opts.config!);
       if (opts.logLevel) config.logLevel = opts.logLevel as ServerConfig["logLevel"];
+      if (opts.noRevoke) config.disableRevocation = true;
       server = await startConfiguredServer(config);
       process.stdout.write(
         `==> leasehold server started on ${server.listeners.map((l) => l.url).join(", ")} (storage: sqlite ${config.storage.path})\n` +
@@ -158,6 +169,9 @@ export async function runServer(opts: ServerRunOptions): Promise<void> {
     process.stderr.write(`Error starting the server: ${msg}\n`);
     process.exitCode = 1;
     return;
+  }
+  if (!server.core.leases.expiryEnabled) {
+    process.stdout.write('WARNING! lease revocation is disabled (-no-revoke / disable_revocation): expired leases are NOT revoked. Turn it on with `POST sys/leasehold/revocation {"enabled": true}`.\n');
   }
   await waitForShutdown(server);
 }

@@ -30,7 +30,11 @@ export const LEASE_MIGRATIONS = [
   `CREATE INDEX leases_token ON leases(token_accessor)`,
   `CREATE INDEX leases_mount_role ON leases(mount, role)`,
   `CREATE INDEX leases_identity ON leases(auth_mount, display_name)`,
-  `CREATE INDEX leases_state ON leases(state) WHERE state <> 'active'`,
+  // One small partial index per non-active state (SQLite can use a partial index only when the query
+  // repeats its WHERE term exactly); active leases, the vast majority, are in none of them.
+  `CREATE INDEX leases_pending ON leases(id) WHERE state = 'pending'`,
+  `CREATE INDEX leases_revoking ON leases(id) WHERE state = 'revoking'`,
+  `CREATE INDEX leases_irrevocable ON leases(id) WHERE state = 'irrevocable'`,
 ];
 
 const COLUMNS = [
@@ -85,7 +89,11 @@ export class SqliteLeaseStore implements LeaseStore {
       get: db.prepare<[string], LeaseRow>("SELECT * FROM leases WHERE id = ?"),
       del: db.prepare("DELETE FROM leases WHERE id = ?"),
       due: db.prepare<[number, number], { id: string; due_at: number }>("SELECT id, due_at FROM leases WHERE due_at IS NOT NULL AND due_at <= ? ORDER BY due_at LIMIT ?"),
-      inState: db.prepare<[string, string, number], { id: string }>("SELECT id FROM leases WHERE state = ? AND id > ? ORDER BY id LIMIT ?"),
+      // One statement per state with the state as a literal, so it matches that state's partial index.
+      inState: Object.fromEntries(
+        (["pending", "revoking", "irrevocable"] as const).map((st) => [st, db.prepare<[string, number], { id: string }>(`SELECT id FROM leases INDEXED BY leases_${st} WHERE state = '${st}' AND id > ? ORDER BY id LIMIT ?`)]),
+      ) as Record<Exclude<LeaseState, "active">, Database.Statement<[string, number], { id: string }>>,
+      inStateActive: db.prepare<[string, number], { id: string }>("SELECT id FROM leases WHERE state = 'active' AND id > ? ORDER BY id LIMIT ?"),
       byState: db.prepare<[], { state: string; n: number }>("SELECT state, COUNT(*) AS n FROM leases GROUP BY state"),
       byMount: db.prepare<[], { mount: string; n: number }>("SELECT mount, COUNT(*) AS n FROM leases GROUP BY mount"),
       byMountState: db.prepare<[], { mount: string; state: string; n: number }>("SELECT mount, state, COUNT(*) AS n FROM leases GROUP BY mount, state"),
@@ -141,6 +149,7 @@ export class SqliteLeaseStore implements LeaseStore {
   }
 
   async inState(state: LeaseState, after: string, limit: number): Promise<string[]> {
-    return this.stmts.inState.all(state, after, limit).map((r) => r.id);
+    const stmt = state === "active" ? this.stmts.inStateActive : this.stmts.inState[state];
+    return stmt.all(after, limit).map((r) => r.id);
   }
 }

@@ -14,6 +14,17 @@ interface ServerFlags {
   devTls?: boolean;
   devTlsCertDir?: string;
   logLevel?: string;
+  /** commander's `--no-revoke` sets `revoke` to false. */
+  revoke?: boolean;
+}
+
+/** Go's ParseBool spellings for `LEASEHOLD_NO_REVOKE`; unset or empty is off. */
+function envFlag(name: string, value: string | undefined): boolean {
+  if (value === undefined || value.trim() === "") return false;
+  const s = value.trim().toLowerCase();
+  if (["1", "t", "true", "yes", "on"].includes(s)) return true;
+  if (["0", "f", "false", "no", "off"].includes(s)) return false;
+  throw new UsageError(`${name} must be true or false (1 or 0), got ${JSON.stringify(value)}`);
 }
 
 /** Flags first, then `LEASEHOLD_*`, then the `VAULT_*` variables `vault server -dev` reads. */
@@ -30,6 +41,7 @@ export function serverRunOptions(flags: ServerFlags, env: Readonly<Record<string
     devTlsCertDir: flags.devTlsCertDir,
     logLevel: flags.logLevel ?? fromEnv("LEASEHOLD_LOG_LEVEL", "VAULT_LOG_LEVEL"),
   };
+  if (flags.revoke === false || envFlag("LEASEHOLD_NO_REVOKE", env.LEASEHOLD_NO_REVOKE)) opts.noRevoke = true;
   if (!opts.dev && !opts.config) {
     throw new UsageError("No configuration file given: pass -config=FILE, or -dev for an in-memory development server.");
   }
@@ -47,6 +59,7 @@ export function registerServer(program: Command, io: CliIo): void {
     .option("--dev-tls", "dev mode with a generated CA and TLS certificate (implies -dev)")
     .option("--dev-tls-cert-dir <dir>", "where -dev-tls writes its CA and certificate")
     .option("--log-level <level>", "trace, debug, info, warn or error")
+    .option("--no-revoke", "safety mode: revoke nothing by time, e.g. after restoring a backup (env LEASEHOLD_NO_REVOKE=1); turn it on with sys/leasehold/revocation")
     .action(async (flags: ServerFlags) => {
       const opts = serverRunOptions(flags, io.env);
       const run = io.runServer ?? (await import("../../server/run.js")).runServer;

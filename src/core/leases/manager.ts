@@ -1,7 +1,7 @@
 import cron, { type ScheduledTask } from "node-cron";
 import type { Logger } from "pino";
 import { randomBase62 } from "../ids.js";
-import { NotFound, UserError, formatDuration } from "../../sdk/index.js";
+import { InternalError, NotFound, UserError, formatDuration, isLeaseholdError } from "../../sdk/index.js";
 import type { Backend, LeaseHelper, LeaseSpec, OpenedLease } from "../../sdk/types.js";
 import type { LeaseFilter, LeaseRow, LeaseStore } from "../../storage/types.js";
 import { DeadlineHeap } from "./heap.js";
@@ -49,6 +49,22 @@ export interface ExpirationManagerOptions {
   horizonMs?: number;
   /** Called with counters as things happen (metrics). */
   events?: Partial<LeaseEvents>;
+  /** Lease counting (quotas, the total-count warning): told about every row written and deleted; `admit` may refuse. */
+  counts?: LeaseCountHooks;
+  /** False = safety mode (`--no-revoke`, `disable_revocation`): nothing is revoked by time. Default true. */
+  revocationEnabled?: boolean;
+  /** How often the safety-mode warning repeats, ms (default 5 minutes). */
+  revocationDisabledWarningMs?: number;
+}
+
+/**
+ * Lease counting hooks. `admit` runs synchronously just before a lease row is written (after the
+ * id is known, before anything is created) and may throw (`QuotaExceeded`) to refuse it;
+ * `removed` runs just before a row is deleted, or when its write failed.
+ */
+export interface LeaseCountHooks {
+  admit(id: string, kind: "secret" | "token"): void;
+  removed(id: string, kind: "secret" | "token"): void;
 }
 
 export interface LeaseEvents {
@@ -66,6 +82,16 @@ export interface RevokeOutcome {
   /** revoke-force: removed although the engine failed. */
   forced?: boolean;
 }
+
+/**
+ * How long a claimed revocation keeps its lease out of the clock's window (like a queue's visibility
+ * timeout): long enough that leases waiting for a slot are not fetched again and again, short enough
+ * that a crash mid-revocation is retried within a minute of restart.
+ */
+const CLAIM_MS = 60_000;
+
+/** Revocations of one mount waiting for a slot, at most, before the clock defers more. */
+const MAX_QUEUED_PER_MOUNT = 5_000;
 
 const DEFAULT_RETRY: RetryPolicy = { baseMs: 1_000, capMs: 5 * 60_000, maxAttempts: 8 };
 
@@ -101,12 +127,23 @@ export class ExpirationManager {
   private horizon = 0;
   private timer?: NodeJS.Timeout;
   private cronTask?: ScheduledTask;
+  private irrevocableTask?: ScheduledTask;
   private running = false;
   private ticking = false;
+  /** Expiries dispatched by the clock and not finished yet. */
+  private expiring = 0;
   private readonly inFlight = new Map<string, Promise<RevokeOutcome>>();
   private readonly queues = new Map<string, { active: number; waiting: (() => void)[] }>();
-  /** `--no-revoke`: nothing is revoked by time while false (operator commands still work). */
+  /**
+   * Safety mode (`--no-revoke`) when false: the clock revokes nothing and start-up reconciliation
+   * of `pending` leases waits; operator revocations still run. Change it with `setExpiryEnabled`.
+   */
   expiryEnabled = true;
+  /** When the clock last started: `pending` leases issued before it are crash leftovers. */
+  private startedAt = 0;
+  private disabledWarning?: NodeJS.Timeout;
+  /** Lease ids whose row is being deleted (so the counters hear about each row once). */
+  private readonly deleting = new Set<string>();
 
   constructor(private readonly opts: ExpirationManagerOptions) {
     this.store = opts.store;
@@ -114,29 +151,51 @@ export class ExpirationManager {
     this.concurrency = opts.perMountConcurrency ?? 8;
     this.windowSize = opts.windowSize ?? 2_000;
     this.horizonMs = opts.horizonMs ?? 60_000;
+    this.expiryEnabled = opts.revocationEnabled ?? true;
   }
 
   // ---- life cycle -------------------------------------------------------------------------
 
-  /** Revokes leases left `pending` by a crash, then starts the clock. */
+  /** Revokes leases left `pending` by a crash, then starts the clock (both wait while revocation is disabled). */
   async start(): Promise<void> {
     this.running = true;
-    const reconciled = await this.reconcilePending();
-    if (reconciled) this.opts.logger.warn({ count: reconciled }, "revoked pending leases left by an interrupted request");
+    this.startedAt = Date.now();
+    if (this.expiryEnabled) await this.reconcileLeftovers();
+    else this.startDisabledWarnings();
     await this.refill();
     this.cronTask = cron.schedule("* * * * *", () => void this.refill().catch((err) => this.opts.logger.error({ err }, "lease refill failed")), { noOverlap: true });
+    // Irrevocable leases get one more attempt every hour (an outage may have ended).
+    this.irrevocableTask = cron.schedule(
+      "17 * * * *",
+      async () => {
+        if (!this.expiryEnabled) return;
+        const outcomes = await this.retryIrrevocable();
+        const fixed = outcomes.filter((o) => o.ok).length;
+        if (outcomes.length) this.opts.logger.warn({ retried: outcomes.length, revoked: fixed }, "retried irrevocable leases");
+      },
+      { noOverlap: true },
+    );
   }
 
   async stop(): Promise<void> {
     this.running = false;
+    this.stopDisabledWarnings();
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
     await this.cronTask?.stop();
     this.cronTask = undefined;
+    await this.irrevocableTask?.stop();
+    this.irrevocableTask = undefined;
     this.heap.clear();
     await Promise.allSettled([...this.inFlight.values()]);
   }
 
+  private async reconcileLeftovers(): Promise<void> {
+    const reconciled = await this.reconcilePending();
+    if (reconciled) this.opts.logger.warn({ count: reconciled }, "revoked pending leases left by an interrupted request");
+  }
+
+  /** Revokes `pending` leases issued before the clock started (those of requests still running are left alone). */
   private async reconcilePending(): Promise<number> {
     let n = 0;
     let after = "";
@@ -144,11 +203,63 @@ export class ExpirationManager {
       const ids = await this.store.inState("pending", after, 500);
       if (!ids.length) return n;
       for (const id of ids) {
+        const row = await this.store.get(id);
+        if (!row || row.state !== "pending" || row.issue_time >= this.startedAt) continue;
         await this.revoke(id);
         n++;
       }
       after = ids[ids.length - 1];
     }
+  }
+
+  // ---- safety mode ------------------------------------------------------------------------
+
+  /**
+   * Turns revocation by time on or off at runtime (`sys/leasehold/revocation`). Turning it on
+   * revokes the `pending` leftovers whose reconciliation was deferred and restarts the clock at
+   * once, so leases already past their deadline are revoked promptly.
+   */
+  async setExpiryEnabled(enabled: boolean): Promise<void> {
+    if (this.expiryEnabled === enabled) return;
+    this.expiryEnabled = enabled;
+    if (!this.running) return;
+    if (!enabled) {
+      if (this.timer) clearTimeout(this.timer);
+      this.timer = undefined;
+      this.heap.clear();
+      this.horizon = 0;
+      this.startDisabledWarnings();
+      return;
+    }
+    this.stopDisabledWarnings();
+    this.opts.logger.warn("lease revocation is enabled again: expired leases are being revoked");
+    await this.refill();
+    void this.reconcileLeftovers().catch((err) => this.opts.logger.error({ err }, "revoking pending leftovers failed; they are revoked at their deadline"));
+  }
+
+  private startDisabledWarnings(): void {
+    this.warnDisabled();
+    if (this.disabledWarning) return;
+    this.disabledWarning = setInterval(() => this.warnDisabled(), this.opts.revocationDisabledWarningMs ?? 5 * 60_000);
+    this.disabledWarning.unref?.();
+  }
+
+  private stopDisabledWarnings(): void {
+    if (this.disabledWarning) clearInterval(this.disabledWarning);
+    this.disabledWarning = undefined;
+  }
+
+  private warnDisabled(): void {
+    void this.store
+      .due(Date.now(), 10_001)
+      .then((rows) => rows.length, () => undefined)
+      .then((overdue) =>
+        this.opts.logger.warn(
+          { overdue_leases: overdue === undefined ? undefined : overdue > 10_000 ? ">10000" : overdue },
+          "LEASE REVOCATION IS DISABLED (--no-revoke / disable_revocation): expired leases are NOT revoked and their credentials stay valid. " +
+            'Turn it back on with `POST sys/leasehold/revocation {"enabled": true}` once the restored data is checked.',
+        ),
+      );
   }
 
   // ---- creation ---------------------------------------------------------------------------
@@ -195,11 +306,12 @@ export class ExpirationManager {
       revoke_error: null,
       due_at: now + ttl * 1000,
     };
-    await this.store.insert(row);
+    await this.insertRow(row);
     this.schedule(id, row.due_at!);
     return {
       id,
       ttl,
+      renewable: spec.renewable,
       expireTime: new Date(row.expire_time),
       update: async (internal) => {
         await this.store.update(id, { internal: this.seal(id, internal) });
@@ -210,7 +322,7 @@ export class ExpirationManager {
   /** A token's own lease (`auth/<mount>/login/<random>`, `auth/token/create/<random>`): expiry revokes the token. */
   async openTokenLease(t: { hmac: string; path: string; authMount: string; creationTime: number; expireTime: number; renewable: boolean; creator: LeaseCreator }): Promise<string> {
     const id = `${t.path.replace(/\/+$/, "")}/${randomBase62(24)}`;
-    await this.store.insert({
+    await this.insertRow({
       id,
       kind: "token",
       mount: t.authMount,
@@ -240,7 +352,32 @@ export class ExpirationManager {
 
   /** Forgets a token lease whose token is already gone. */
   async dropTokenLease(id: string): Promise<void> {
-    await this.store.delete(id);
+    await this.deleteRow(id, "token");
+  }
+
+  /** Writes a lease row; the counters admit it first (a full quota refuses it: nothing is written). */
+  private async insertRow(row: LeaseRow): Promise<void> {
+    this.opts.counts?.admit(row.id, row.kind);
+    try {
+      await this.store.insert(row);
+    } catch (err) {
+      this.opts.counts?.removed(row.id, row.kind);
+      throw err;
+    }
+  }
+
+  /** Deletes a lease row, telling the counters when a row really goes (a token's revocation may already have dropped it). */
+  private async deleteRow(id: string, kind: "secret" | "token"): Promise<void> {
+    if (!this.opts.counts) return this.store.delete(id);
+    if (this.deleting.has(id)) return;
+    this.deleting.add(id);
+    try {
+      if (!(await this.store.get(id))) return;
+      this.opts.counts.removed(id, kind);
+      await this.store.delete(id);
+    } finally {
+      this.deleting.delete(id);
+    }
   }
 
   /** Marks a pending lease active: the credential may now be handed out. */
@@ -292,7 +429,16 @@ export class ExpirationManager {
     const expireTime = now + ttl * 1000;
     const secretType = this.opts.backendOf(row.mount)?.secretTypes?.[row.secret_type];
     if (!secretType) throw new UserError(`lease ${id} cannot be renewed: its engine at ${row.mount} is not available`);
-    if (secretType.renew) await secretType.renew({ id, internal: this.unseal(row), ttl, expireTime: new Date(expireTime) });
+    if (secretType.renew) {
+      try {
+        await secretType.renew({ id, internal: this.unseal(row), ttl, expireTime: new Date(expireTime) });
+      } catch (err) {
+        // An engine's own typed errors (e.g. 404 for a vanished credential) pass through; anything else
+        // says why, as revocation failures do, instead of a bare "internal error". The lease is unchanged.
+        if (isLeaseholdError(err)) throw err;
+        throw new InternalError(`lease ${id} could not be renewed by its engine: ${err instanceof Error ? err.message : String(err)}`);
+      }
+    }
     const patch = { expire_time: expireTime, last_renewal: now, due_at: expireTime };
     await this.store.update(id, patch);
     this.schedule(id, expireTime);
@@ -314,24 +460,34 @@ export class ExpirationManager {
   }
 
   /** Revokes one lease now (idempotent; concurrent calls for the same id share one attempt). */
-  revoke(id: string, opts: { force?: boolean } = {}): Promise<RevokeOutcome> {
+  revoke(id: string, opts: { force?: boolean; onClaimed?: () => void } = {}): Promise<RevokeOutcome> {
     const existing = this.inFlight.get(id);
-    if (existing && !opts.force) return existing;
-    const p = this.revokeOnce(id, opts.force === true).finally(() => {
+    if (existing && !opts.force) {
+      opts.onClaimed?.();
+      return existing;
+    }
+    const p = this.revokeOnce(id, opts.force === true, opts.onClaimed).finally(() => {
       if (this.inFlight.get(id) === p) this.inFlight.delete(id);
     });
     this.inFlight.set(id, p);
     return p;
   }
 
-  private async revokeOnce(id: string, force: boolean): Promise<RevokeOutcome> {
+  private async revokeOnce(id: string, force: boolean, onClaimed?: () => void): Promise<RevokeOutcome> {
     const row = await this.store.get(id);
-    if (!row) return { id, ok: true };
+    if (!row) {
+      onClaimed?.();
+      return { id, ok: true };
+    }
+    // Claim the lease before waiting for a slot: the attempt is recorded (a crash mid-revocation is
+    // retried at this deadline) and the clock's window no longer sees it as due, so leases of
+    // other mounts behind it are dispatched while this mount's queue drains.
+    try {
+      await this.store.update(id, { state: "revoking", due_at: Date.now() + Math.max(CLAIM_MS, this.backoff(row.revoke_attempts + 1)) });
+    } finally {
+      onClaimed?.();
+    }
     return this.limited(row.mount, async () => {
-      const now = Date.now();
-      // Record the attempt first: a crash mid-revocation is retried at this deadline.
-      const provisionalDue = now + this.backoff(row.revoke_attempts + 1);
-      if (row.state !== "revoking" || row.due_at !== provisionalDue) await this.store.update(id, { state: "revoking", due_at: provisionalDue });
       try {
         if (row.kind === "token") {
           await this.opts.revokeToken(this.unseal(row));
@@ -342,14 +498,14 @@ export class ExpirationManager {
           if (!secretType) throw new Error(`engine at ${row.mount} has no secret type ${JSON.stringify(row.secret_type)}`);
           await secretType.revoke({ id, internal: this.unseal(row) });
         }
-        await this.store.delete(id);
+        await this.deleteRow(id, row.kind);
         this.opts.events?.revoked?.(row.mount);
         return { id, ok: true };
       } catch (err) {
         const message = err instanceof Error ? err.message : String(err);
         this.opts.events?.revokeFailed?.(row.mount);
         if (force) {
-          await this.store.delete(id);
+          await this.deleteRow(id, row.kind);
           this.opts.logger.warn({ lease_id: id, err: message }, "lease force-revoked: the engine failed, the record was removed anyway");
           return { id, ok: true, forced: true, error: message };
         }
@@ -375,6 +531,8 @@ export class ExpirationManager {
     const now = Date.now();
     await this.store.update(id, { due_at: now, state: row.state === "irrevocable" ? "revoking" : row.state });
     this.schedule(id, now);
+    // Safety mode stops the clock, not the operator: revoke in the background.
+    if (!this.expiryEnabled) void this.revoke(id);
   }
 
   /** Revokes every lease matching a filter; `onProgress` hears about each batch. */
@@ -425,7 +583,7 @@ export class ExpirationManager {
 
   /** Reloads the window of soonest deadlines from the index. */
   async refill(): Promise<void> {
-    if (!this.running) return;
+    if (!this.running || !this.expiryEnabled) return;
     const now = Date.now();
     const rows = await this.store.due(now + this.horizonMs, this.windowSize);
     this.heap.clear();
@@ -436,9 +594,14 @@ export class ExpirationManager {
 
   private arm(): void {
     if (!this.running) return;
-    const next = Math.min(this.heap.peek()?.due ?? Infinity, this.horizon);
-    const delay = Math.max(0, Math.min(next - Date.now(), 2 ** 31 - 1));
     if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    if (!this.expiryEnabled) return; // safety mode: no clock (setExpiryEnabled restarts it)
+    const top = this.heap.peek()?.due;
+    // While a burst of expiries is being revoked, the window is refilled when it drains (see expire()).
+    if (top === undefined && this.expiring > 0) return;
+    const next = Math.min(top ?? Infinity, this.horizon);
+    const delay = Math.max(0, Math.min(next - Date.now(), 2 ** 31 - 1));
     this.timer = setTimeout(() => void this.tick(), delay);
     this.timer.unref?.();
   }
@@ -449,11 +612,21 @@ export class ExpirationManager {
     try {
       if (this.expiryEnabled) {
         const now = Date.now();
-        const due: string[] = [];
-        while (this.heap.size && this.heap.peek()!.due <= now) due.push(this.heap.pop()!.id);
-        for (const id of new Set(due)) void this.expire(id, now);
+        const due = new Set<string>();
+        while (this.heap.size && this.heap.peek()!.due <= now) due.add(this.heap.pop()!.id);
+        for (const id of due) {
+          this.expiring++;
+          let done = false;
+          // The window is refilled once every dispatched lease is claimed (not revoked): see expire().
+          const claimed = () => {
+            if (done) return;
+            done = true;
+            if (--this.expiring === 0) this.arm();
+          };
+          void this.expire(id, now, claimed).finally(claimed);
+        }
       }
-      if (Date.now() >= this.horizon || !this.heap.size) await this.refill();
+      if (this.expiring === 0 && (Date.now() >= this.horizon || !this.heap.size)) await this.refill();
     } catch (err) {
       this.opts.logger.error({ err }, "expiration tick failed");
     } finally {
@@ -463,12 +636,18 @@ export class ExpirationManager {
   }
 
   /** A deadline fired: check the row still wants action now (it may have been renewed), then revoke. */
-  private async expire(id: string, now: number): Promise<void> {
+  private async expire(id: string, now: number, claimed: () => void): Promise<void> {
     try {
       if (this.inFlight.has(id)) return;
       const row = await this.store.get(id);
       if (!row || row.due_at === null || row.due_at > now || row.state === "irrevocable") return;
-      await this.revoke(id);
+      // Bound the memory a stalled mount can take: past this many queued revocations, look again in a second.
+      if (this.waitingOn(row.mount) >= MAX_QUEUED_PER_MOUNT) {
+        await this.store.update(id, { due_at: now + 1_000 });
+        this.schedule(id, now + 1_000);
+        return;
+      }
+      await this.revoke(id, { onClaimed: claimed });
     } catch (err) {
       this.opts.logger.error({ err, lease_id: id }, "expiring a lease failed");
     }
@@ -487,6 +666,11 @@ export class ExpirationManager {
       q.waiting.shift()?.();
       if (q.active === 0 && !q.waiting.length) this.queues.delete(mount);
     }
+  }
+
+  private waitingOn(mount: string): number {
+    const q = this.queues.get(mount);
+    return q ? q.waiting.length : 0;
   }
 
   /** Queue depth across mounts (metrics). */

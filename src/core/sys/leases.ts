@@ -59,7 +59,20 @@ export function leasePaths(core: Core): PathDefinition[] {
     return {};
   };
 
-  const revokePrefix = async (prefix: string, sync: boolean): Promise<HandlerResponse> => {
+  /**
+   * Vault's prefix rule: a prefix names whole path segments, so `tl/creds/app` means
+   * `tl/creds/app/` and never reaches `tl/creds/app2/...` (nor `auth/token/create` reach
+   * `auth/token/create-orphan/...`); a prefix that is exactly a lease id names that lease.
+   */
+  const resolvePrefix = async (prefix: string): Promise<{ exact?: string; prefix: string }> => {
+    if (prefix.endsWith("/")) return { prefix };
+    if (await core.leases.get(prefix)) return { exact: prefix, prefix };
+    return { prefix: prefix + "/" };
+  };
+
+  const revokePrefix = async (raw: string, sync: boolean): Promise<HandlerResponse> => {
+    const { exact, prefix } = await resolvePrefix(raw);
+    if (exact) return revoke(exact, sync);
     if (!sync) {
       let after = "";
       for (;;) {
@@ -73,7 +86,12 @@ export function leasePaths(core: Core): PathDefinition[] {
     return bulkResult("revoke-prefix", prefix, await core.leases.revokeMatching({ pathPrefix: prefix }));
   };
 
-  const revokeForce = async (prefix: string): Promise<HandlerResponse> => {
+  const revokeForce = async (raw: string): Promise<HandlerResponse> => {
+    const { exact, prefix } = await resolvePrefix(raw);
+    if (exact) {
+      const o = await core.leases.revoke(exact, { force: true });
+      return bulkResult("revoke-force", prefix, { matched: 1, revoked: o.ok ? 1 : 0, failed: o.ok ? [] : [o] }, o.forced ? [o] : []);
+    }
     const r = await core.leases.revokeMatching({ pathPrefix: prefix }, { force: true });
     return bulkResult("revoke-force", prefix, r, r.forced);
   };
@@ -89,7 +107,8 @@ export function leasePaths(core: Core): PathDefinition[] {
       operations: {
         list: {
           handler: async (r) => {
-            const prefix = (r.params.prefix ?? "").replace(/^\/+/, "");
+            const raw = (r.params.prefix ?? "").replace(/^\/+/, "");
+            const prefix = raw === "" || raw.endsWith("/") ? raw : raw + "/";
             const ids: string[] = [];
             let after = "";
             // Listing a huge prefix is an operator action; cap it rather than read millions of ids.
@@ -99,7 +118,7 @@ export function leasePaths(core: Core): PathDefinition[] {
               ids.push(...batch);
               after = batch[batch.length - 1];
             }
-            const keys = immediateChildren(prefix.endsWith("/") || prefix === "" ? prefix : prefix + "/", ids);
+            const keys = immediateChildren(prefix, ids);
             if (!keys.length) throw new NotFound();
             return { data: { keys } };
           },
