@@ -390,3 +390,18 @@ describe("loadServerConfig: safety mode and the lease count warning", () => {
     expect(configError(withBase(`disable_revocaton = true`))).toContain('(did you mean "disable_revocation"?)');
   });
 });
+
+describe("lease revocation retry keys", () => {
+  const base = `storage "sqlite" { path = "/tmp/x.db" }\nlistener "tcp" { tls_disable = true }\n`;
+  it("reads the retry base, cap and attempts", () => {
+    const c = loadServerConfig(base + `lease_revoke_retry_base = "2s"\nlease_revoke_retry_cap = "10m"\nlease_revoke_max_attempts = 5\n`, "l.hcl");
+    expect(c.leaseRetry).toEqual({ baseMs: 2000, capMs: 600_000, maxAttempts: 5 });
+  });
+  it("leaves the policy to the defaults when no key is given", () => {
+    expect(loadServerConfig(base, "l.hcl").leaseRetry).toBeUndefined();
+  });
+  it("refuses a cap below the base and a zero attempt count, naming the key", () => {
+    expect(() => loadServerConfig(base + `lease_revoke_retry_base = "1m"\nlease_revoke_retry_cap = "10s"\n`, "l.hcl")).toThrow(/l\.hcl:4.*lease_revoke_retry_cap/);
+    expect(() => loadServerConfig(base + `lease_revoke_max_attempts = 0\n`, "l.hcl")).toThrow(/lease_revoke_max_attempts/);
+  });
+});

@@ -17,6 +17,9 @@
  *                                          # revoked by time (restoring a backup without killing live
  *                                          # credentials); turn it on with POST sys/leasehold/revocation
  *   lease_count_warning_threshold = 500000 # log a warning when the number of leases passes this
+ *   lease_revoke_retry_base = "1s"         # first delay before retrying a failed revocation (doubles, with jitter)
+ *   lease_revoke_retry_cap = "5m"          # longest delay between two attempts
+ *   lease_revoke_max_attempts = 8          # attempts before a lease is marked irrevocable
  */
 import { UserError } from "../sdk/errors.js";
 import { parseDuration } from "../sdk/durations.js";
@@ -49,6 +52,8 @@ export interface ServerConfig {
   disableRevocation?: boolean;
   /** `lease_count_warning_threshold` (set only when the key is present; the core defaults to 500000). */
   leaseCountWarningThreshold?: number;
+  /** Revocation retry policy (each set only when its key is present). */
+  leaseRetry?: { baseMs?: number; capMs?: number; maxAttempts?: number };
 }
 
 /** Vault's system default for both lease TTLs: 768h (32 days). */
@@ -56,7 +61,7 @@ export const DEFAULT_LEASE_TTL_SECONDS = 768 * 3600;
 export const DEFAULT_LISTENER_ADDRESS = "127.0.0.1:8200";
 export const DEFAULT_CLUSTER_NAME = "leasehold";
 
-const TOP_LEVEL_KEYS = ["storage", "listener", "seal", "api_addr", "cluster_name", "default_lease_ttl", "max_lease_ttl", "log_level", "disable_mlock", "ui", "disable_revocation", "lease_count_warning_threshold"];
+const TOP_LEVEL_KEYS = ["storage", "listener", "seal", "api_addr", "cluster_name", "default_lease_ttl", "max_lease_ttl", "log_level", "disable_mlock", "ui", "disable_revocation", "lease_count_warning_threshold", "lease_revoke_retry_base", "lease_revoke_retry_cap", "lease_revoke_max_attempts"];
 const STORAGE_KEYS = ["path", "synchronous"];
 const LISTENER_KEYS = ["address", "tls_disable", "tls_cert_file", "tls_key_file", "tls_client_ca_file"];
 const SEAL_KEYS = ["key_file"];
@@ -137,6 +142,13 @@ class ConfigReader {
     if (apiAddr !== undefined) config.apiAddr = apiAddr;
     if (root.disable_revocation !== undefined) config.disableRevocation = this.bool(root, "disable_revocation", "");
     if (root.lease_count_warning_threshold !== undefined) config.leaseCountWarningThreshold = this.positiveInt(root, "lease_count_warning_threshold");
+    const retry: NonNullable<ServerConfig["leaseRetry"]> = {};
+    if (root.lease_revoke_retry_base !== undefined) retry.baseMs = this.duration(root, "lease_revoke_retry_base") * 1000;
+    if (root.lease_revoke_retry_cap !== undefined) retry.capMs = this.duration(root, "lease_revoke_retry_cap") * 1000;
+    if (root.lease_revoke_max_attempts !== undefined) retry.maxAttempts = this.positiveInt(root, "lease_revoke_max_attempts");
+    if (retry.baseMs !== undefined && retry.baseMs < 1000) this.fail(root, "lease_revoke_retry_base", "lease_revoke_retry_base must be at least 1s");
+    if ((retry.capMs ?? 300_000) < (retry.baseMs ?? 1000)) this.fail(root, "lease_revoke_retry_cap", "lease_revoke_retry_cap must be at least lease_revoke_retry_base");
+    if (Object.keys(retry).length) config.leaseRetry = retry;
     return config;
   }
 

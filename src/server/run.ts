@@ -66,6 +66,7 @@ export async function startConfiguredServer(config: ServerConfig, logger = creat
     clusterName: config.clusterName,
     disableRevocation: config.disableRevocation,
     leaseCountWarningThreshold: config.leaseCountWarningThreshold,
+    leaseRetry: config.leaseRetry,
   });
   await core.start();
   const app = buildApp(core, logger);
