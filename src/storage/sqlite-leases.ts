@@ -118,8 +118,8 @@ export class SqliteLeaseStore implements LeaseStore {
     stmt.run({ ...patch, id });
   }
 
-  async delete(id: string): Promise<void> {
-    this.stmts.del.run(id);
+  async delete(id: string): Promise<boolean> {
+    return this.stmts.del.run(id).changes > 0;
   }
 
   async due(until: number, limit: number): Promise<{ id: string; due_at: number }[]> {

@@ -85,7 +85,8 @@ export interface LeaseStore {
   get(id: string): Promise<LeaseRow | undefined>;
   /** Updates the named columns of one lease. */
   update(id: string, patch: Partial<Omit<LeaseRow, "id">>): Promise<void>;
-  delete(id: string): Promise<void>;
+  /** Deletes one lease; true when a row was there. */
+  delete(id: string): Promise<boolean>;
   /** The soonest `limit` deadlines at or before `until` (ascending). */
   due(until: number, limit: number): Promise<{ id: string; due_at: number }[]>;
   /** Lease ids matching the filter, in id order, after `after`, at most `limit`. */

@@ -142,8 +142,6 @@ export class ExpirationManager {
   /** When the clock last started: `pending` leases issued before it are crash leftovers. */
   private startedAt = 0;
   private disabledWarning?: NodeJS.Timeout;
-  /** Lease ids whose row is being deleted (so the counters hear about each row once). */
-  private readonly deleting = new Set<string>();
 
   constructor(private readonly opts: ExpirationManagerOptions) {
     this.store = opts.store;
@@ -368,16 +366,8 @@ export class ExpirationManager {
 
   /** Deletes a lease row, telling the counters when a row really goes (a token's revocation may already have dropped it). */
   private async deleteRow(id: string, kind: "secret" | "token"): Promise<void> {
-    if (!this.opts.counts) return this.store.delete(id);
-    if (this.deleting.has(id)) return;
-    this.deleting.add(id);
-    try {
-      if (!(await this.store.get(id))) return;
-      this.opts.counts.removed(id, kind);
-      await this.store.delete(id);
-    } finally {
-      this.deleting.delete(id);
-    }
+    // The counters hear about each row once: only the delete that removed it reports.
+    if ((await this.store.delete(id)) && this.opts.counts) this.opts.counts.removed(id, kind);
   }
 
   /** Marks a pending lease active: the credential may now be handed out. */
@@ -460,21 +450,21 @@ export class ExpirationManager {
   }
 
   /** Revokes one lease now (idempotent; concurrent calls for the same id share one attempt). */
-  revoke(id: string, opts: { force?: boolean; onClaimed?: () => void } = {}): Promise<RevokeOutcome> {
+  revoke(id: string, opts: { force?: boolean; onClaimed?: () => void; row?: LeaseRow } = {}): Promise<RevokeOutcome> {
     const existing = this.inFlight.get(id);
     if (existing && !opts.force) {
       opts.onClaimed?.();
       return existing;
     }
-    const p = this.revokeOnce(id, opts.force === true, opts.onClaimed).finally(() => {
+    const p = this.revokeOnce(id, opts.force === true, opts.onClaimed, opts.row).finally(() => {
       if (this.inFlight.get(id) === p) this.inFlight.delete(id);
     });
     this.inFlight.set(id, p);
     return p;
   }
 
-  private async revokeOnce(id: string, force: boolean, onClaimed?: () => void): Promise<RevokeOutcome> {
-    const row = await this.store.get(id);
+  private async revokeOnce(id: string, force: boolean, onClaimed?: () => void, known?: LeaseRow): Promise<RevokeOutcome> {
+    const row = known ?? (await this.store.get(id));
     if (!row) {
       onClaimed?.();
       return { id, ok: true };
@@ -647,7 +637,7 @@ export class ExpirationManager {
         this.schedule(id, now + 1_000);
         return;
       }
-      await this.revoke(id, { onClaimed: claimed });
+      await this.revoke(id, { onClaimed: claimed, row });
     } catch (err) {
       this.opts.logger.error({ err, lease_id: id }, "expiring a lease failed");
     }
