@@ -45,18 +45,28 @@ async function appendVersion(store: KvStore, path: string, meta: KeyMetadata, co
   return versionResponse(meta, version);
 }
 
-async function readVersion(req: HandlerRequest<z.infer<typeof readSchema>>): Promise<HandlerResponse> {
+/**
+ * Loads one version of a secret (the current one unless `requested` > 0): its metadata, and its
+ * data when the version is live (null when deleted or destroyed). Unknown keys and versions are 404.
+ */
+export async function loadVersion(req: HandlerRequest, requested: number | undefined): Promise<{ metadata: Record<string, unknown>; data: SecretData | null }> {
   const path = secretPath(req.params.path);
   const store = new KvStore(req.storage);
   const meta = await store.metadata(path);
   if (!meta) throw new NotFound();
-  const version = req.data.version && req.data.version > 0 ? req.data.version : meta.currentVersion;
+  const version = requested && requested > 0 ? requested : meta.currentVersion;
   const state = meta.versions[version];
   if (!state) throw new NotFound();
   const metadata = versionResponse(meta, version);
-  if (!isLive(state)) return notFoundWith({ data: null, metadata });
+  if (!isLive(state)) return { metadata, data: null };
   const data = await store.versionData(path, version);
   if (!data) throw new NotFound();
+  return { metadata, data };
+}
+
+async function readVersion(req: HandlerRequest<z.infer<typeof readSchema>>): Promise<HandlerResponse> {
+  const { metadata, data } = await loadVersion(req, req.data.version);
+  if (!data) return notFoundWith({ data: null, metadata });
   return { data: { data, metadata } };
 }
 

@@ -1,10 +1,8 @@
 import { z } from "zod";
-import { NotFound, UserError, zInt } from "../../../../src/sdk/index.js";
+import { UserError, zInt } from "../../../../src/sdk/index.js";
 import type { HandlerRequest, HandlerResponse, PathDefinition } from "../../../../src/sdk/index.js";
-import { isLive, versionResponse } from "../key-metadata.js";
 import { isPlainObject } from "../merge-patch.js";
-import { KvStore, secretPath } from "../storage.js";
-import { notFoundWith } from "./data.js";
+import { loadVersion, notFoundWith } from "./data.js";
 
 const schema = z.object({
   version: zInt.optional(),
@@ -25,19 +23,10 @@ export function subkeysOf(data: Record<string, unknown>, depth: number, level = 
 }
 
 async function readSubkeys(req: HandlerRequest<z.infer<typeof schema>>): Promise<HandlerResponse> {
-  const path = secretPath(req.params.path);
   const depth = req.data.depth ?? 0;
   if (depth < 0) throw new UserError("depth must be a non-negative integer");
-  const store = new KvStore(req.storage);
-  const meta = await store.metadata(path);
-  if (!meta) throw new NotFound();
-  const version = req.data.version && req.data.version > 0 ? req.data.version : meta.currentVersion;
-  const state = meta.versions[version];
-  if (!state) throw new NotFound();
-  const metadata = versionResponse(meta, version);
-  if (!isLive(state)) return notFoundWith({ subkeys: null, metadata });
-  const data = await store.versionData(path, version);
-  if (!data) throw new NotFound();
+  const { metadata, data } = await loadVersion(req, req.data.version);
+  if (!data) return notFoundWith({ subkeys: null, metadata });
   return { data: { subkeys: subkeysOf(data, depth), metadata } };
 }
 
