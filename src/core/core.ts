@@ -2,11 +2,13 @@ import { randomUUID } from "node:crypto";
 import { Gauge } from "prom-client";
 import type { Logger } from "pino";
 import { InternalError, NotFound, PermissionDenied, SealedError, UserError, isLeaseholdError } from "../sdk/errors.js";
+import { addressAllowed } from "../sdk/cidr.js";
 import type { AuthResult, Backend, ConnectionInfo, HandlerRequest, HandlerResponse, Operation, PluginFactory, SecretLease } from "../sdk/types.js";
 import type { PhysicalStorage } from "../storage/types.js";
 import { Barrier } from "./barrier.js";
 import { invokeHandler, requireRoute, resolveWriteOperation } from "./dispatch.js";
 import { globMatch } from "./glob.js";
+import { LoginLimiter } from "./login-limiter.js";
 import { Metrics } from "./metrics.js";
 import { MountTable, type LiveMount, type MountEntry } from "./mounts.js";
 import { PolicyStore } from "./policies.js";
@@ -51,6 +53,8 @@ export interface CoreOptions {
   clusterName?: string;
   metrics?: Metrics;
   leaseRetry?: Partial<RetryPolicy>;
+  /** Logins per second per client address (0 = unlimited) and the burst allowed; default 20/s, burst 40. */
+  loginRateLimit?: { rate: number; burst: number };
   /** Safety mode (`--no-revoke`, `disable_revocation`): start without revoking anything by time. */
   disableRevocation?: boolean;
   /** Total leases above which a warning is logged (default 500000). */
@@ -75,6 +79,8 @@ export class Core {
   readonly leases: ExpirationManager;
   /** Lease-count quotas (`sys/quotas/lease-count`) and the total-lease warning. */
   readonly quotas: LeaseQuotas;
+  /** Per-client-address login rate limit (429 past it). */
+  readonly loginLimiter: LoginLimiter;
   readonly logger: Logger;
   readonly clusterName: string;
   readonly clusterId = randomUUID();
@@ -93,6 +99,7 @@ export class Core {
     this.clusterName = opts.clusterName ?? "leasehold-cluster";
     this.systemTtl = { defaultLeaseTtl: opts.defaultLeaseTtl, maxLeaseTtl: opts.maxLeaseTtl };
     this.plugins = new Map(opts.plugins.map((p) => [p.type, p]));
+    this.loginLimiter = new LoginLimiter(opts.loginRateLimit?.rate ?? 20, opts.loginRateLimit?.burst ?? 40);
     this.quotas = new LeaseQuotas({ storage: this.barrier.view("sys/quotas/"), store: opts.physical.leases, logger: this.logger.child({ component: "quotas" }), warningThreshold: opts.leaseCountWarningThreshold });
     this.leases = new ExpirationManager({
       store: opts.physical.leases,
@@ -243,6 +250,9 @@ export class Core {
     const rel = path.length < mount.entry.path.length ? "" : path.slice(mount.entry.path.length);
     const match = requireRoute(mount.backend, rel, path);
     const unauthenticated = matchesAny(mount.backend.unauthenticatedPaths, rel);
+    // A login: a write to an unauthenticated path of an auth method. Rate-limited per client address.
+    const isLogin = mount.kind === "auth" && unauthenticated && req.op === "write";
+    if (isLogin) this.loginLimiter.take(req.connection.remoteAddress);
 
     const ctx: RequestContext = { sudo: false };
     /** Leases opened by this request: activated with the answer, revoked if it fails. */
@@ -294,6 +304,7 @@ export class Core {
     try {
       resp = await requestContext.run(ctx, () => invokeHandler(match, op, handlerReq));
     } catch (err) {
+      if (isLogin) this.metrics.loginFailures.inc({ auth_mount: mount.entry.path });
       await this.abandonLeases(opened);
       await audit(() => this.audit.logResponse({ ...this.auditRequestInput(auditBase), error: errorMessage(err) }));
       if (lastUse && entry) await this.tokens.revokeTree(entry);
@@ -306,6 +317,7 @@ export class Core {
         opened.push(lease.id);
       }
     } catch (err) {
+      if (isLogin) this.metrics.loginFailures.inc({ auth_mount: mount.entry.path });
       await this.abandonLeases(opened);
       if (resp.secret) await this.revokeUnleased(mount, resp.secret);
       throw err;
@@ -515,11 +527,9 @@ function matchesAny(patterns: string[] | undefined, rel: string): boolean {
   return !!patterns?.some((p) => globMatch(p, rel));
 }
 
+/** A token bound to CIDR blocks (`token_bound_cidrs`) is only good from those addresses. */
 function checkBoundCidrs(entry: TokenEntry, remote: string): void {
-  if (!entry.boundCidrs.length) return;
-  // Token CIDR binding lands with the auth methods; until then a bound token is refused outright.
-  void remote;
-  throw new PermissionDenied();
+  if (!addressAllowed(remote, entry.boundCidrs)) throw new PermissionDenied();
 }
 
 function errorMessage(err: unknown): string {

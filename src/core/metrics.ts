@@ -21,6 +21,7 @@ export class Metrics {
   readonly sealed = new Gauge({ name: "leasehold_core_sealed", help: "1 while the server is sealed", registers: [this.registry] });
   readonly tokensCreated = new Counter({ name: "leasehold_tokens_created_total", help: "Tokens created", labelNames: ["auth_mount"] as const, registers: [this.registry] });
   readonly tokensRevoked = new Counter({ name: "leasehold_tokens_revoked_total", help: "Tokens revoked", registers: [this.registry] });
+  readonly loginFailures = new Counter({ name: "leasehold_login_failures_total", help: "Refused or failed logins by auth mount", labelNames: ["auth_mount"] as const, registers: [this.registry] });
   readonly auditFailures = new Counter({ name: "leasehold_audit_failures_total", help: "Requests refused because no audit device could write", registers: [this.registry] });
 
   readonly leasesRevoked = new Counter({ name: "leasehold_leases_revoked_total", help: "Leases revoked", labelNames: ["mount"] as const, registers: [this.registry] });

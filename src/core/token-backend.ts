@@ -1,6 +1,6 @@
 import { z } from "zod";
-import { NotFound, PermissionDenied, UserError, formatDuration, zBool, zCommaList, zDuration, zInt, zName, zStringMap } from "../sdk/index.js";
-import type { Backend, HandlerResponse, PathDefinition } from "../sdk/types.js";
+import { NotFound, PermissionDenied, UserError, formatDuration, parseCidrs, zBool, zCommaList, zDuration, zInt, zName, zStringMap } from "../sdk/index.js";
+import type { Backend, ConnectionInfo, HandlerResponse, PathDefinition } from "../sdk/types.js";
 import type { Core } from "./core.js";
 import { authBlock } from "./core.js";
 import { currentRequest } from "./request-context.js";
@@ -132,7 +132,10 @@ export function tokenBackend(core: Core): Backend {
     return { issuedAuth: authBlock(token, entry), warnings };
   }
 
-  async function renew(entry: TokenEntry, token: string, increment: number): Promise<HandlerResponse> {
+  async function renew(entry: TokenEntry, token: string, increment: number, connection: ConnectionInfo): Promise<HandlerResponse> {
+    // The auth method that issued the token may re-check the login (e.g. the client certificate).
+    const issuer = core.mounts.get(entry.authMount)?.backend;
+    if (issuer?.renewAuth) await issuer.renewAuth({ metadata: entry.meta ?? {}, policies: entry.policies, displayName: entry.displayName }, connection);
     const { entry: renewed, ttl, capped } = await core.tokens.renew(entry, increment);
     const auth = authBlock(token, renewed);
     auth.lease_duration = ttl;
@@ -172,11 +175,11 @@ export function tokenBackend(core: Core): Backend {
       },
     },
     { pattern: "lookup-accessor", operations: { update: { schema: accessorField, handler: async (r) => ({ data: TokenStore.describe(await byAccessor((r.data as { accessor: string }).accessor)) }) } } },
-    { pattern: "renew-self", operations: { update: { schema: z.object(incrementField), handler: async (r) => { const c = requireCaller(); return renew(c.entry, c.token, (r.data as { increment?: number }).increment ?? 0); } } } },
-    { pattern: "renew", operations: { update: { schema: z.object({ token: z.string().min(1, "token is required"), ...incrementField }), handler: async (r) => { const d = r.data as { token: string; increment?: number }; return renew(await byToken(d.token), d.token, d.increment ?? 0); } } } },
+    { pattern: "renew-self", operations: { update: { schema: z.object(incrementField), handler: async (r) => { const c = requireCaller(); return renew(c.entry, c.token, (r.data as { increment?: number }).increment ?? 0, r.connection); } } } },
+    { pattern: "renew", operations: { update: { schema: z.object({ token: z.string().min(1, "token is required"), ...incrementField }), handler: async (r) => { const d = r.data as { token: string; increment?: number }; return renew(await byToken(d.token), d.token, d.increment ?? 0, r.connection); } } } },
     {
       pattern: "renew-accessor",
-      operations: { update: { schema: z.object({ accessor: z.string().min(1), ...incrementField }), handler: async (r) => { const d = r.data as { accessor: string; increment?: number }; const resp = await renew(await byAccessor(d.accessor), "", d.increment ?? 0); resp.issuedAuth!.client_token = ""; return resp; } } },
+      operations: { update: { schema: z.object({ accessor: z.string().min(1), ...incrementField }), handler: async (r) => { const d = r.data as { accessor: string; increment?: number }; const resp = await renew(await byAccessor(d.accessor), "", d.increment ?? 0, r.connection); resp.issuedAuth!.client_token = ""; return resp; } } },
     },
     { pattern: "revoke-self", operations: { update: { handler: async () => { await core.tokens.revokeTree(requireCaller().entry); } } } },
     { pattern: "revoke", operations: { update: { schema: tokenField, handler: async (r) => { const e = await core.tokens.lookup((r.data as { token: string }).token); if (e) await core.tokens.revokeTree(e); } } } },
@@ -228,7 +231,7 @@ export function tokenBackend(core: Core): Backend {
                 token_bound_cidrs: d.token_bound_cidrs ?? cur.token_bound_cidrs,
                 token_type: "service",
               };
-              if (next.token_bound_cidrs.length) throw new UserError("token_bound_cidrs on token roles is not supported yet");
+              parseCidrs(next.token_bound_cidrs, "token_bound_cidrs");
               await view.putJSON(name, next);
             });
           },

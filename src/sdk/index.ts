@@ -3,3 +3,4 @@ export * from "./errors.js";
 export * from "./durations.js";
 export * from "./fields.js";
 export type * from "./types.js";
+export * from "./cidr.js";

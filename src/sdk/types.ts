@@ -185,6 +185,11 @@ export interface Backend {
   /** Glob patterns that need `sudo` in addition to the operation's capability. */
   rootPaths?: string[];
   secretTypes?: Record<string, SecretType>;
+  /**
+   * Auth methods: re-checks a login when its token is renewed (the cert method checks the client
+   * certificate presented on the renewing connection). Throw `PermissionDenied` to refuse.
+   */
+  renewAuth?: (token: { metadata: Record<string, string>; policies: string[]; displayName: string }, connection: ConnectionInfo) => Promise<void>;
   /** Called when the mount is disabled or the server stops. */
   close?(): Promise<void>;
 }

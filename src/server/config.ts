@@ -20,6 +20,8 @@
  *   lease_revoke_retry_base = "1s"         # first delay before retrying a failed revocation (doubles, with jitter)
  *   lease_revoke_retry_cap = "5m"          # longest delay between two attempts
  *   lease_revoke_max_attempts = 8          # attempts before a lease is marked irrevocable
+ *   login_rate_limit = 20                  # logins per second per client address (0 = unlimited)
+ *   login_rate_limit_burst = 40            # logins one address may make at once
  */
 import { UserError } from "../sdk/errors.js";
 import { parseDuration } from "../sdk/durations.js";
@@ -54,6 +56,8 @@ export interface ServerConfig {
   leaseCountWarningThreshold?: number;
   /** Revocation retry policy (each set only when its key is present). */
   leaseRetry?: { baseMs?: number; capMs?: number; maxAttempts?: number };
+  /** `login_rate_limit` / `login_rate_limit_burst` (set only when `login_rate_limit` is present). */
+  loginRateLimit?: { rate: number; burst: number };
 }
 
 /** Vault's system default for both lease TTLs: 768h (32 days). */
@@ -61,7 +65,7 @@ export const DEFAULT_LEASE_TTL_SECONDS = 768 * 3600;
 export const DEFAULT_LISTENER_ADDRESS = "127.0.0.1:8200";
 export const DEFAULT_CLUSTER_NAME = "leasehold";
 
-const TOP_LEVEL_KEYS = ["storage", "listener", "seal", "api_addr", "cluster_name", "default_lease_ttl", "max_lease_ttl", "log_level", "disable_mlock", "ui", "disable_revocation", "lease_count_warning_threshold", "lease_revoke_retry_base", "lease_revoke_retry_cap", "lease_revoke_max_attempts"];
+const TOP_LEVEL_KEYS = ["storage", "listener", "seal", "api_addr", "cluster_name", "default_lease_ttl", "max_lease_ttl", "log_level", "disable_mlock", "ui", "disable_revocation", "lease_count_warning_threshold", "lease_revoke_retry_base", "lease_revoke_retry_cap", "lease_revoke_max_attempts", "login_rate_limit", "login_rate_limit_burst"];
 const STORAGE_KEYS = ["path", "synchronous"];
 const LISTENER_KEYS = ["address", "tls_disable", "tls_cert_file", "tls_key_file", "tls_client_ca_file"];
 const SEAL_KEYS = ["key_file"];
@@ -149,6 +153,14 @@ class ConfigReader {
     if (retry.baseMs !== undefined && retry.baseMs < 1000) this.fail(root, "lease_revoke_retry_base", "lease_revoke_retry_base must be at least 1s");
     if ((retry.capMs ?? 300_000) < (retry.baseMs ?? 1000)) this.fail(root, "lease_revoke_retry_cap", "lease_revoke_retry_cap must be at least lease_revoke_retry_base");
     if (Object.keys(retry).length) config.leaseRetry = retry;
+    if (root.login_rate_limit !== undefined) {
+      const v = root.login_rate_limit;
+      const rate = v === 0 || v === "0" ? 0 : this.positiveInt(root, "login_rate_limit");
+      const burst = root.login_rate_limit_burst === undefined ? rate * 2 : this.positiveInt(root, "login_rate_limit_burst");
+      config.loginRateLimit = { rate, burst };
+    } else if (root.login_rate_limit_burst !== undefined) {
+      this.fail(root, "login_rate_limit_burst", "login_rate_limit_burst needs login_rate_limit");
+    }
     return config;
   }
 

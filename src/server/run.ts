@@ -67,6 +67,7 @@ export async function startConfiguredServer(config: ServerConfig, logger = creat
     disableRevocation: config.disableRevocation,
     leaseCountWarningThreshold: config.leaseCountWarningThreshold,
     leaseRetry: config.leaseRetry,
+    loginRateLimit: config.loginRateLimit,
   });
   await core.start();
   const app = buildApp(core, logger);
