@@ -111,6 +111,8 @@ export interface DevServerOptions {
   /** Safety mode: start without revoking anything by time (`-no-revoke`). */
   noRevoke?: boolean;
   leaseCountWarningThreshold?: number;
+  /** Logins per second per client address and burst (tests and benchmarks raise it; 0 = unlimited). */
+  loginRateLimit?: { rate: number; burst: number };
 }
 
 /** The dev server: in-memory store, initialised, unsealed, KV v2 at `secret/`. */
@@ -122,6 +124,7 @@ export async function startDevServer(opts: DevServerOptions = {}): Promise<Runni
     leaseRetry: opts.leaseRetry,
     disableRevocation: opts.noRevoke,
     leaseCountWarningThreshold: opts.leaseCountWarningThreshold,
+    loginRateLimit: opts.loginRateLimit,
     logger,
     defaultLeaseTtl: opts.defaultLeaseTtl ?? DEFAULT_LEASE_TTL_SECONDS,
     maxLeaseTtl: opts.maxLeaseTtl ?? DEFAULT_LEASE_TTL_SECONDS,
@@ -154,7 +157,11 @@ export async function runServer(opts: ServerRunOptions): Promise<void> {
         noRevoke: opts.noRevoke,
       });
       // As `vault server -dev` does: the CLI on this machine is logged in as root right away.
-      writeTokenFile(server.rootToken!);
+      try {
+        writeTokenFile(server.rootToken!);
+      } catch (err) {
+        server.logger.warn({ err: (err as Error).message }, "could not write the root token to ~/.leasehold-token; use the token printed below");
+      }
       printDevBanner(server);
     } else {
       const config = loadServerConfig(readFile(opts.config!, "configuration file"), opts.config!);
