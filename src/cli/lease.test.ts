@@ -235,8 +235,9 @@ describe("leasehold lease against the dev server", () => {
     }
     expect(r.code).toBe(0);
     expect(r.out).toMatch(/^Key +Value\n-+ +-+\nmatched +3\nrevoked +3\nfailed +0\n/);
-    expect(r.err).toMatch(/^\| revoking leases matching role=ro,metadata\.app=web,mount=tl \(0s elapsed\)\n\/ revoking leases matching .* \([12]s elapsed\)\n/);
-    expect(r.err.trimEnd().split("\n").length).toBeGreaterThanOrEqual(2);
+    // One progress line per second while the request runs (the first at 0 s); timers may run late on a loaded machine.
+    expect(r.err).toMatch(/^\| revoking leases matching role=ro,metadata\.app=web,mount=tl \(\d+s elapsed\)\n/);
+    expect((r.err.match(/[|/\\-] revoking leases matching .* \(\d+s elapsed\)\n/g) ?? []).length).toBeGreaterThanOrEqual(2);
     expect(target.some(live)).toBe(false);
     expect(rest.every(live)).toBe(true);
     const left = JSON.parse((await cli(["lease", "list", "-format=json", "-selector=mount=tl"])).out);

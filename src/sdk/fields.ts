@@ -62,3 +62,11 @@ export const zName = z
   .min(1, "must not be empty")
   .max(128, "must be at most 128 characters")
   .regex(/^[A-Za-z0-9_.-]+$/, "may contain only letters, digits, '_', '-' and '.'");
+
+/**
+ * Request bodies that are neither JSON nor form-encoded (`application/ocsp-request`, any other
+ * `application/*` type) reach the handler as `data[RAW_BODY_FIELD] = { content_type, base64 }`:
+ * the media type without parameters and the body bytes in base64. Declare it with `zRawBody`.
+ */
+export const RAW_BODY_FIELD = "_raw_body";
+export const zRawBody = z.object({ content_type: z.string(), base64: z.string() });

@@ -4,3 +4,5 @@ export * from "./durations.js";
 export * from "./fields.js";
 export type * from "./types.js";
 export * from "./cidr.js";
+export * from "./token-fields.js";
+export * from "./database.js";

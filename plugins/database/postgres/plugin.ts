@@ -1,0 +1,222 @@
+import type { Logger } from "pino";
+import pg from "pg";
+import { DatabasePluginError } from "../../../src/sdk/index.js";
+import type { DatabasePlugin, DeleteUserRequest, NewUserRequest, UpdateUserRequest } from "../../../src/sdk/index.js";
+import { connectionString, connectionStringFor, parseSettings, scrub, secretsOf, type PostgresSettings } from "./connection.js";
+import { RETRYABLE_SQLSTATES, isServerError, toPluginError } from "./errors.js";
+import { formatExpiration, joinStatements, renderStatement } from "./render.js";
+import { scramVerifier } from "./scram.js";
+
+const DEFAULT_RENEW = ["ALTER ROLE {{name}} VALID UNTIL {{expiration}}"];
+const DEFAULT_ROTATION = ["ALTER ROLE {{name}} WITH PASSWORD {{password}}"];
+
+/** Attempts for a statement batch that hits a retryable SQLSTATE (see errors.ts). */
+const MAX_ATTEMPTS = 8;
+const CONNECT_TIMEOUT_MS = 10_000;
+/** How long after a conflict this config's statements run one at a time. */
+const CONTENDED_MS = 3_000;
+
+/**
+ * Revocation's look-up (a prepared statement: planned once per connection): the role's OID,
+ * whether it owns objects or holds privileges in this database (or on shared objects), and the
+ * other databases where it does.
+ */
+const ROLE_DEPENDENCIES = `SELECT r.oid::int AS oid,
+  EXISTS (SELECT 1 FROM pg_shdepend s WHERE s.refclassid = 'pg_authid'::regclass AND s.refobjid = r.oid
+            AND s.dbid IN (0, (SELECT oid FROM pg_database WHERE datname = current_database()))) AS owns_here,
+  ARRAY(SELECT DISTINCT d.datname::text FROM pg_shdepend s JOIN pg_database d ON d.oid = s.dbid
+         WHERE s.refclassid = 'pg_authid'::regclass AND s.refobjid = r.oid AND d.datname <> current_database()) AS other_dbs
+FROM pg_roles r WHERE r.rolname = $1`;
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/**
+ * One PostgreSQL connection config: a `pg` pool of at most `max_open_connections`, and the four
+ * verbs. Every password reaching PostgreSQL is a SCRAM-SHA-256 verifier computed here; every
+ * error leaving here has had the config's secrets scrubbed.
+ */
+export class PostgresPlugin implements DatabasePlugin {
+  private settings?: PostgresSettings;
+  private pool?: pg.Pool;
+  private secrets: string[] = [];
+  /** Retries of conflicting DDL run one at a time, so a burst of conflicts drains instead of colliding again. */
+  private retryQueue: Promise<unknown> = Promise.resolve();
+  /** Until when statements queue behind each other because of a recent conflict. */
+  private contendedUntil = 0;
+  private closed = false;
+
+  constructor(private readonly ctx: { configName: string; logger: Logger }) {}
+
+  async initialize(req: { details: Record<string, unknown>; verifyConnection: boolean }): Promise<{ details: Record<string, unknown>; rootUsername?: string }> {
+    const settings = parseSettings(req.details);
+    this.settings = settings;
+    this.secrets = secretsOf(settings);
+    const pool = new pg.Pool({
+      connectionString: connectionString(settings),
+      max: settings.max_open_connections,
+      // A negative max_idle_connections disables idle connections (Vault's semantics).
+      idleTimeoutMillis: settings.max_idle_connections < 0 ? 1 : 30_000,
+      maxLifetimeSeconds: settings.max_connection_lifetime > 0 ? settings.max_connection_lifetime : 0,
+      connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+      application_name: "leasehold",
+    });
+    // An idle connection the server closed (restart, terminate) must not crash the process.
+    pool.on("error", (err) => this.ctx.logger.warn({ config: this.ctx.configName, err: scrub(err.message, this.secrets) }, "database connection closed by the server"));
+    this.pool = pool;
+    if (req.verifyConnection) {
+      try {
+        await this.run((c) => c.query("SELECT 1"));
+      } catch (err) {
+        await this.close();
+        throw err;
+      }
+    }
+    return { details: { ...settings }, rootUsername: settings.username || undefined };
+  }
+
+  async newUser(req: NewUserRequest): Promise<void> {
+    const verifier = await scramVerifier(req.password);
+    const values = { name: req.username, password: verifier, expiration: formatExpiration(req.expiration) };
+    const sql = joinStatements(req.statements.map((s) => renderStatement(s, values)));
+    try {
+      await this.retrying(() => this.run((c) => c.query(sql)));
+    } catch (err) {
+      if (req.rollbackStatements.length) await this.rollback(req, values);
+      throw err;
+    }
+  }
+
+  private async rollback(req: NewUserRequest, values: { name: string; password: string; expiration: string }): Promise<void> {
+    try {
+      await this.run((c) => c.query(joinStatements(req.rollbackStatements.map((s) => renderStatement(s, values)))));
+    } catch (err) {
+      this.ctx.logger.warn({ config: this.ctx.configName, username: req.username, err: toPluginError(err, "query", this.secrets).message }, "rollback statements failed");
+    }
+  }
+
+  async updateUser(req: UpdateUserRequest): Promise<void> {
+    if (req.password) {
+      const verifier = await scramVerifier(req.password.newPassword);
+      const statements = req.password.statements.length ? req.password.statements : DEFAULT_ROTATION;
+      const sql = joinStatements(statements.map((s) => renderStatement(s, { name: req.username, password: verifier })));
+      await this.retrying(() => this.run((c) => c.query(sql)));
+    }
+    if (req.expiration) {
+      const statements = req.expiration.statements.length ? req.expiration.statements : DEFAULT_RENEW;
+      const sql = joinStatements(statements.map((s) => renderStatement(s, { name: req.username, expiration: formatExpiration(req.expiration!.newExpiration) })));
+      await this.retrying(() => this.run((c) => c.query(sql)));
+    }
+  }
+
+  /**
+   * Revocation. A missing role is success. Custom statements run as one transaction. The default
+   * ends the role's sessions (VALID UNTIL does not), hands what it owns to the root user and drops
+   * its privileges in every database where it has any, drops the role, and then ends any session
+   * that raced the drop (by role OID: a dropped role's sessions no longer show a user name).
+   */
+  async deleteUser(req: DeleteUserRequest): Promise<void> {
+    const name = req.username;
+    await this.retrying(async () => {
+      const found = await this.run((c) => c.query<{ oid: number; owns_here: boolean; other_dbs: string[] }>({ name: "leasehold_role_dependencies", text: ROLE_DEPENDENCIES, values: [name] }));
+      if (found.rows.length === 0) return;
+      if (req.statements.length) {
+        const sql = joinStatements(req.statements.map((s) => renderStatement(s, { name })));
+        await this.run((c) => c.query(sql));
+        return;
+      }
+      const { oid, owns_here: ownsHere, other_dbs: others } = found.rows[0];
+      const role = pg.escapeIdentifier(name);
+      // The backend-status functions, not the pg_stat_activity view: same answer at a third of the cost.
+      const endSessions = `SELECT pg_terminate_backend(pg_stat_get_backend_pid(b)) FROM pg_stat_get_backend_idset() b
+ WHERE pg_stat_get_backend_userid(b) = ${Number(oid)} AND pg_stat_get_backend_pid(b) <> pg_backend_pid()`;
+      // REASSIGN/DROP OWNED only for a role that owns something or holds privileges: they need more
+      // rights than DROP ROLE (a non-superuser root must have the role's privileges), and they would
+      // wait for the locks of the role's open transactions, so its sessions are ended first.
+      const dropOwned = `${endSessions};\nREASSIGN OWNED BY ${role} TO CURRENT_USER;\nDROP OWNED BY ${role};\n`;
+      for (const db of others) await this.inDatabase(db, (c) => c.query(dropOwned));
+      // One round trip: the part before COMMIT is one transaction, the final sweep runs after it.
+      await this.run((c) => c.query(`${ownsHere ? dropOwned : ""}DROP ROLE IF EXISTS ${role};\nCOMMIT;\n${endSessions}`));
+    });
+  }
+
+  async listExpiredUsers(req: { prefix: string; expiredBefore: Date }): Promise<string[]> {
+    const like = `${req.prefix.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+    const r = await this.run((c) =>
+      c.query<{ rolname: string }>("SELECT rolname FROM pg_roles WHERE rolname LIKE $1 AND rolvaliduntil IS NOT NULL AND rolvaliduntil < $2 ORDER BY rolname LIMIT 1000", [like, req.expiredBefore]),
+    );
+    return r.rows.map((row) => row.rolname);
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    const pool = this.pool;
+    this.pool = undefined;
+    if (pool) await pool.end().catch(() => undefined);
+  }
+
+  // ---- plumbing ---------------------------------------------------------------------------
+
+  /** Runs `fn` on a pooled connection; errors come out as scrubbed `DatabasePluginError`s. */
+  private async run<T>(fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
+    if (!this.pool || this.closed) throw new DatabasePluginError("the connection is closed (the config was reset or deleted)", "not-applied", "unavailable");
+    let client: pg.PoolClient;
+    try {
+      client = await this.pool.connect();
+    } catch (err) {
+      throw toPluginError(err, "connect", this.secrets);
+    }
+    let discard = false;
+    try {
+      return await fn(client);
+    } catch (err) {
+      if (isServerError(err)) {
+        // A statement that opened an explicit transaction may have left it aborted: clean up or drop the connection.
+        await client.query("ROLLBACK").catch(() => (discard = true));
+      } else discard = true;
+      throw toPluginError(err, "query", this.secrets);
+    } finally {
+      client.release(discard);
+    }
+  }
+
+  /** A connection to another database of the same cluster, for revocation clean-up there. */
+  private async inDatabase<T>(database: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
+    const client = new pg.Client({ connectionString: connectionStringFor(this.settings!, database), connectionTimeoutMillis: CONNECT_TIMEOUT_MS, application_name: "leasehold" });
+    client.on("error", () => undefined);
+    try {
+      await client.connect();
+    } catch (err) {
+      throw toPluginError(err, "connect", this.secrets);
+    }
+    try {
+      return await fn(client);
+    } catch (err) {
+      throw toPluginError(err, "query", this.secrets);
+    } finally {
+      await client.end().catch(() => undefined);
+    }
+  }
+
+  /**
+   * Retries `fn` when PostgreSQL reports a conflict (`tuple concurrently updated` from concurrent
+   * GRANTs, serialization failures, deadlocks), with jittered backoff. Retries queue behind each
+   * other per config, and for a few seconds after a conflict new statements queue too, so a burst
+   * of conflicting DDL drains one statement at a time instead of colliding again.
+   */
+  private async retrying<T>(fn: () => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        if (attempt === 1 && Date.now() >= this.contendedUntil) return await fn();
+        const turn = this.retryQueue.then(fn, fn);
+        this.retryQueue = turn.catch(() => undefined);
+        return await turn;
+      } catch (err) {
+        if (!(err instanceof DatabasePluginError) || !err.dbCode || !RETRYABLE_SQLSTATES.has(err.dbCode) || attempt >= MAX_ATTEMPTS) throw err;
+        this.contendedUntil = Date.now() + CONTENDED_MS;
+        const base = Math.min(1_000, 10 * 2 ** attempt);
+        await sleep(base / 2 + Math.random() * base);
+      }
+    }
+  }
+}
