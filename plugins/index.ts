@@ -8,3 +8,4 @@ import { databaseEngine } from "./secrets/database/index.js";
 import { kvPlugin } from "./secrets/kv/index.js";
 
 /** Every plugin compiled into leasehold, registered by type name. */
+export const builtinPlugins: PluginFactory[] = [kvPlugin, approlePlugin, certPlugin, jwtPlugin, kubernetesPlugin, databaseEngine({ plugins: [postgresDatabasePlugin] })];
