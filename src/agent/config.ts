@@ -45,7 +45,7 @@ import { constants as osConstants } from "node:os";
 import { describeValue, hclBlocks, parseHclJson, parseHclWithPositions, positionOf, type HclDocument, type HclObject, type HclValue } from "../core/hcl.js";
 import { parseDuration } from "../sdk/durations.js";
 import { UserError } from "../sdk/errors.js";
-import { closest } from "./suggest.js";
+import { closest } from "../core/suggest.js";
 import { parseTemplate, textLocator, type Locate, type Template } from "./template/index.js";
 
 export type AgentLogLevel = "trace" | "debug" | "info" | "warn" | "error";

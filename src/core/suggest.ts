@@ -1,6 +1,6 @@
 /**
- * Did-you-mean suggestions for agent config keys and template function names (the same rule as
- * the server config's: edit distance at most 2, or 1 for short inputs).
+ * Did-you-mean suggestions for config keys (server and agent) and template function names
+ * (edit distance at most 2, or 1 for short inputs).
  */
 
 /** The candidate closest to a typo, or undefined when none is close enough. */
