@@ -1,5 +1,6 @@
 import { NotFound, UserError, zName } from "../../../src/sdk/index.js";
-import type { HandlerResponse, StorageView } from "../../../src/sdk/index.js";
+import type { ZodType } from "zod";
+import type { HandlerRequest, HandlerResponse, PathDefinition, StorageView } from "../../../src/sdk/index.js";
 
 /** Validates a role (or certificate) name from the path; `lowerCase` for methods whose names are case-insensitive (approle). */
 export function roleNameOf(raw: string | undefined, what = "role", lowerCase = false): string {
@@ -38,4 +39,34 @@ export class NamedRecords<T> {
 export function listAnswer(keys: string[]): HandlerResponse {
   if (!keys.length) throw new NotFound();
   return { data: { keys } };
+}
+
+/**
+ * The `role/` and `role/:name` paths every role-based auth method serves: LIST, read (through
+ * `view`), create/update (through `write`, validated by `schema`) and delete, with an existence
+ * check so that creating a role needs `create` and changing one needs `update`.
+ */
+export function roleCrudPaths<R>(
+  roles: NamedRecords<R>,
+  opts: { schema: ZodType; write: (roles: NamedRecords<R>, req: HandlerRequest) => Promise<HandlerResponse | void>; view: (role: R) => Record<string, unknown>; createSummary: string },
+): PathDefinition[] {
+  return [
+    { pattern: "role/?", operations: { list: { handler: async () => listAnswer(await roles.names()), summary: "List the roles." } } },
+    {
+      pattern: "role/(?<name>[^/]+)",
+      existenceCheck: async (r) => (await roles.get(roleNameOf(r.params.name))) !== undefined,
+      operations: {
+        read: {
+          handler: async (r) => {
+            const role = await roles.get(roleNameOf(r.params.name));
+            if (!role) throw new NotFound();
+            return { data: opts.view(role) };
+          },
+        },
+        create: { schema: opts.schema, handler: (r) => opts.write(roles, r), summary: opts.createSummary },
+        update: { schema: opts.schema, handler: (r) => opts.write(roles, r), summary: "Update a role (only the fields sent change)." },
+        delete: { handler: async (r) => roles.delete(roleNameOf(r.params.name)) },
+      },
+    },
+  ];
 }

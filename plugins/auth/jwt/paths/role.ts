@@ -1,7 +1,7 @@
 import { z } from "zod";
-import { NotFound, UserError, mergeTokenFields, parseDuration, tokenFieldsResponse, tokenFieldsShape, zBool, zCommaList, zStringMap } from "../../../../src/sdk/index.js";
+import { UserError, mergeTokenFields, parseDuration, tokenFieldsResponse, tokenFieldsShape, zBool, zCommaList, zStringMap } from "../../../../src/sdk/index.js";
 import type { HandlerRequest, PathDefinition, TokenFields } from "../../../../src/sdk/index.js";
-import { NamedRecords, listAnswer, roleNameOf } from "../../shared/roles.js";
+import { NamedRecords, roleCrudPaths, roleNameOf } from "../../shared/roles.js";
 import { checkBoundClaims, checkClaimMappings, type BoundValue } from "../claims.js";
 
 /** A jwt role as stored (Vault's field names; leeways in seconds, 0 = default, -1 = none). */
@@ -98,23 +98,5 @@ async function writeRole(roles: NamedRecords<JwtRole>, req: HandlerRequest<z.inf
 }
 
 export function rolePaths(roles: NamedRecords<JwtRole>): PathDefinition[] {
-  return [
-    { pattern: "role/?", operations: { list: { handler: async () => listAnswer(await roles.names()), summary: "List the roles." } } },
-    {
-      pattern: "role/(?<name>[^/]+)",
-      existenceCheck: async (r) => (await roles.get(roleNameOf(r.params.name))) !== undefined,
-      operations: {
-        read: {
-          handler: async (r) => {
-            const role = await roles.get(roleNameOf(r.params.name));
-            if (!role) throw new NotFound();
-            return { data: roleView(role) };
-          },
-        },
-        create: { schema: roleSchema, handler: (r) => writeRole(roles, r), summary: "Create a role: which tokens may log in and what they get." },
-        update: { schema: roleSchema, handler: (r) => writeRole(roles, r), summary: "Update a role (only the fields sent change)." },
-        delete: { handler: async (r) => roles.delete(roleNameOf(r.params.name)) },
-      },
-    },
-  ];
+  return roleCrudPaths(roles, { schema: roleSchema, write: writeRole, view: roleView, createSummary: "Create a role: which tokens may log in and what they get." });
 }

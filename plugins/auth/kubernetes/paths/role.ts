@@ -1,7 +1,7 @@
 import { z } from "zod";
-import { NotFound, UserError, mergeTokenFields, tokenFieldsResponse, tokenFieldsShape, zCommaList } from "../../../../src/sdk/index.js";
+import { UserError, mergeTokenFields, tokenFieldsResponse, tokenFieldsShape, zCommaList } from "../../../../src/sdk/index.js";
 import type { HandlerRequest, PathDefinition, TokenFields } from "../../../../src/sdk/index.js";
-import { NamedRecords, listAnswer, roleNameOf } from "../../shared/roles.js";
+import { NamedRecords, roleCrudPaths, roleNameOf } from "../../shared/roles.js";
 
 /** A kubernetes role as stored (Vault's field names). */
 export interface KubeRole extends TokenFields {
@@ -48,23 +48,5 @@ async function writeRole(roles: NamedRecords<KubeRole>, req: HandlerRequest<z.in
 }
 
 export function rolePaths(roles: NamedRecords<KubeRole>): PathDefinition[] {
-  return [
-    { pattern: "role/?", operations: { list: { handler: async () => listAnswer(await roles.names()) } } },
-    {
-      pattern: "role/(?<name>[^/]+)",
-      existenceCheck: async (r) => (await roles.get(roleNameOf(r.params.name))) !== undefined,
-      operations: {
-        read: {
-          handler: async (r) => {
-            const role = await roles.get(roleNameOf(r.params.name));
-            if (!role) throw new NotFound();
-            return { data: roleView(role) };
-          },
-        },
-        create: { schema: roleSchema, handler: (r) => writeRole(roles, r), summary: "Create a role bound to service account names and namespaces." },
-        update: { schema: roleSchema, handler: (r) => writeRole(roles, r), summary: "Update a role (only the fields sent change)." },
-        delete: { handler: async (r) => roles.delete(roleNameOf(r.params.name)) },
-      },
-    },
-  ];
+  return roleCrudPaths(roles, { schema: roleSchema, write: writeRole, view: roleView, createSummary: "Create a role bound to service account names and namespaces." });
 }
