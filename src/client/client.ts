@@ -1,6 +1,7 @@
 import * as http from "node:http";
 import * as https from "node:https";
-import { ClientConfigError, VaultHttpError, connectionErrorFrom } from "./errors.js";
+import { backoffDelay, sleep } from "./backoff.js";
+import { ClientConfigError, ConnectionError, VaultHttpError, connectionErrorFrom, httpErrorFor } from "./errors.js";
 import type { VaultListData, VaultResponse } from "./types.js";
 
 export interface ClientOptions {
@@ -18,6 +19,16 @@ export interface ClientOptions {
   timeoutMs?: number;
   /** Sent as `X-Vault-Namespace`. */
   namespace?: string;
+  /**
+   * Retries of a request that got no answer or a 5xx (never a 4xx: those are the caller's
+   * mistake), with exponential backoff and jitter. Default 0 here; `Leasehold` and the CLI use
+   * `VAULT_MAX_RETRIES`/`LEASEHOLD_MAX_RETRIES`, default 2 (Vault's default).
+   */
+  retries?: number;
+  /** First retry delay (doubles each retry, with jitter); default 250 ms. */
+  retryMinMs?: number;
+  /** Longest retry delay; default 5 s. */
+  retryMaxMs?: number;
 }
 
 export type QueryValue = string | number | boolean | readonly string[] | undefined;
@@ -31,6 +42,10 @@ export interface RequestOptions {
   token?: string | null;
   /** Return 4xx/5xx answers instead of throwing (for `sys/health`, whose status codes carry meaning). */
   allowErrorStatus?: boolean;
+  /** Overrides the client's `retries` for this request. */
+  retries?: number;
+  /** Stops waiting between retries (the request in flight still completes or times out). */
+  signal?: AbortSignal;
 }
 
 export interface ClientResponse<TBody = unknown> {
@@ -51,6 +66,9 @@ export class LeaseholdClient {
   token: string | undefined;
   readonly namespace: string | undefined;
   readonly timeoutMs: number;
+  readonly retries: number;
+  private readonly retryMinMs: number;
+  private readonly retryMaxMs: number;
   private readonly base: URL;
   private readonly agent: http.Agent;
 
@@ -69,6 +87,9 @@ export class LeaseholdClient {
     this.token = options.token || undefined;
     this.namespace = options.namespace || undefined;
     this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    this.retries = Math.max(0, options.retries ?? 0);
+    this.retryMinMs = options.retryMinMs ?? 250;
+    this.retryMaxMs = options.retryMaxMs ?? 5_000;
     this.agent =
       base.protocol === "https:"
         ? new https.Agent({
@@ -81,8 +102,26 @@ export class LeaseholdClient {
         : new http.Agent({ keepAlive: true });
   }
 
-  /** Sends one request to `/v1/<path>`; throws VaultHttpError on 4xx/5xx and ConnectionError when unreachable. */
-  request<TBody = unknown>(method: string, path: string, options: RequestOptions = {}): Promise<ClientResponse<TBody>> {
+  /**
+   * Sends a request to `/v1/<path>`, retrying connection failures and 5xx answers as configured;
+   * throws VaultHttpError on 4xx/5xx and ConnectionError when unreachable.
+   */
+  async request<TBody = unknown>(method: string, path: string, options: RequestOptions = {}): Promise<ClientResponse<TBody>> {
+    const retries = Math.max(0, options.retries ?? this.retries);
+    for (let attempt = 0; ; attempt++) {
+      try {
+        // With allowErrorStatus an error status is an answer the caller wants to see, not retried.
+        return await this.requestOnce<TBody>(method, path, options);
+      } catch (err) {
+        if (attempt >= retries || !isRetryable(err)) throw err;
+        // Keeps the process alive: between attempts nothing else may (the keep-alive agent
+        // unrefs its idle socket), and a caller awaiting this request must get its answer.
+        await sleep(backoffDelay(attempt, this.retryMinMs, this.retryMaxMs), options.signal, true);
+      }
+    }
+  }
+
+  private requestOnce<TBody>(method: string, path: string, options: RequestOptions): Promise<ClientResponse<TBody>> {
     const url = this.urlFor(path, options.query);
     const headers: Record<string, string> = { Accept: "application/json", "X-Vault-Request": "true" };
     const token = options.token === undefined ? this.token : options.token;
@@ -107,7 +146,7 @@ export class LeaseholdClient {
           const status = res.statusCode ?? 0;
           const body = parseBody(Buffer.concat(chunks).toString("utf8"), res.headers["content-type"]);
           if (status >= 400 && !options.allowErrorStatus) {
-            reject(new VaultHttpError({ status, errors: errorsOf(body), method: verb, url: url.toString(), body }));
+            reject(httpErrorFor({ status, errors: errorsOf(body), method: verb, url: url.toString(), body }));
             return;
           }
           resolve({ status, body: body as TBody | undefined, headers: res.headers });
@@ -180,6 +219,17 @@ export class LeaseholdClient {
     }
     return url;
   }
+}
+
+/** 5xx answers worth another try: not 501 (the server does not implement it, and never will). */
+function isRetryableStatus(status: number): boolean {
+  return status >= 500 && status !== 501;
+}
+
+/** A connection failure or a retryable 5xx; never a 4xx. */
+export function isRetryable(err: unknown): boolean {
+  if (err instanceof ConnectionError) return true;
+  return err instanceof VaultHttpError && isRetryableStatus(err.status);
 }
 
 function envelopeOf<TData>(res: ClientResponse<VaultResponse<TData>>): VaultResponse<TData> | undefined {

@@ -24,6 +24,40 @@ export class VaultHttpError extends Error {
   }
 }
 
+/** 400: the request was malformed or refused (a bad field, a lease that no longer exists). */
+export class BadRequestError extends VaultHttpError {}
+/** 403: the token may not do this, or the credential of a login was refused. */
+export class PermissionDeniedError extends VaultHttpError {}
+/** 404: nothing at that path. */
+export class NotFoundError extends VaultHttpError {}
+/** 429: a rate limit or a lease-count quota. */
+export class RateLimitedError extends VaultHttpError {}
+/** 503: the server is sealed or in standby. */
+export class SealedError extends VaultHttpError {}
+/** Any other 5xx: the server (or a database behind it) failed; worth retrying later. */
+export class ServerError extends VaultHttpError {}
+
+/** The VaultHttpError subclass for a status, so callers can `instanceof` the case they handle. */
+export function httpErrorFor(init: ConstructorParameters<typeof VaultHttpError>[0]): VaultHttpError {
+  const Kind =
+    init.status === 400
+      ? BadRequestError
+      : init.status === 403
+        ? PermissionDeniedError
+        : init.status === 404
+          ? NotFoundError
+          : init.status === 429
+            ? RateLimitedError
+            : init.status === 503
+              ? SealedError
+              : init.status >= 500
+                ? ServerError
+                : VaultHttpError;
+  const err = new Kind(init);
+  err.name = Kind.name;
+  return err;
+}
+
 /** The request never got an HTTP answer: refused, unresolvable host, TLS failure, timeout, reset. */
 export class ConnectionError extends Error {
   readonly address: string;

@@ -1,9 +1,20 @@
 /** A typed client for the `/v1/` API, shared by the CLI, the agent and the application library. */
-export { LeaseholdClient } from "./client.js";
+export { LeaseholdClient, isRetryable } from "./client.js";
 export type { ClientOptions, ClientResponse, QueryValue, RequestOptions } from "./client.js";
-export { ClientConfigError, ConnectionError, VaultHttpError } from "./errors.js";
+export {
+  BadRequestError,
+  ClientConfigError,
+  ConnectionError,
+  NotFoundError,
+  PermissionDeniedError,
+  RateLimitedError,
+  SealedError,
+  ServerError,
+  VaultHttpError,
+} from "./errors.js";
 export {
   DEFAULT_ADDRESS,
+  DEFAULT_MAX_RETRIES,
   clientOptionsFromSettings,
   parseBool,
   readPem,
@@ -11,4 +22,11 @@ export {
 } from "./settings.js";
 export type { ClientSettings, ClientSettingsFlags, TokenSource } from "./settings.js";
 export { TOKEN_FILE_NAME, readTokenFile, tokenFilePath, writeTokenFile } from "./token-file.js";
+export { AbortError, Backoff, backoffDelay, sleep } from "./backoff.js";
+export { KUBERNETES_TOKEN_PATH, appRoleAuth, authMountPath, certAuth, jwtAuth, kubernetesAuth, tokenAuth } from "./auth-methods.js";
+export type { AppRoleOptions, AuthMethod, CertOptions, Credential, JwtOptions, KubernetesOptions } from "./auth-methods.js";
+export { LeaseKeeper, renewalDelayMs, replacementTime } from "./lease-keeper.js";
+export type { LeaseInfo, LeaseKeeperEvents, LeaseKeeperOptions, Renewal } from "./lease-keeper.js";
+export { TokenKeeper } from "./token-keeper.js";
+export type { TokenKeeperOptions } from "./token-keeper.js";
 export type * from "./types.js";

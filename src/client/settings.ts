@@ -34,7 +34,12 @@ export interface ClientSettings {
   clientCert: string | undefined;
   clientKey: string | undefined;
   skipVerify: boolean;
+  /** Retries of a request that got no answer or a 5xx (`LEASEHOLD_MAX_RETRIES`/`VAULT_MAX_RETRIES`, default 2). */
+  maxRetries: number;
 }
+
+/** Vault's client retries twice unless `VAULT_MAX_RETRIES` says otherwise. */
+export const DEFAULT_MAX_RETRIES = 2;
 
 type Env = Readonly<Record<string, string | undefined>>;
 
@@ -61,7 +66,15 @@ export function resolveClientSettings(env: Env, flags: ClientSettingsFlags = {},
     clientCert: pick(flags.clientCert, env, "LEASEHOLD_CLIENT_CERT", "VAULT_CLIENT_CERT")?.value,
     clientKey: pick(flags.clientKey, env, "LEASEHOLD_CLIENT_KEY", "VAULT_CLIENT_KEY")?.value,
     skipVerify: skip,
+    maxRetries: parseRetries(pick(undefined, env, "LEASEHOLD_MAX_RETRIES", "VAULT_MAX_RETRIES")),
   };
+}
+
+function parseRetries(raw: { value: string; source: string } | undefined): number {
+  if (raw === undefined) return DEFAULT_MAX_RETRIES;
+  const n = Number(raw.value);
+  if (!Number.isInteger(n) || n < 0) throw new ClientConfigError(`${raw.source}=${JSON.stringify(raw.value)} is not a number of retries (use 0 or more)`);
+  return n;
 }
 
 /** Client options for the settings, with certificate files read. */
@@ -74,6 +87,7 @@ export function clientOptionsFromSettings(settings: ClientSettings, extra: Parti
     clientCert: settings.clientCert === undefined ? undefined : readPem(settings.clientCert, "client certificate"),
     clientKey: settings.clientKey === undefined ? undefined : readPem(settings.clientKey, "client key"),
     skipVerify: settings.skipVerify,
+    retries: settings.maxRetries,
     ...extra,
   };
 }
