@@ -3,6 +3,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Command, CommanderError } from "commander";
 import { normaliseArgv } from "./argv.js";
+import { registerAgent } from "./commands/agent.js";
 import { registerKv } from "./commands/kv.js";
 import { registerLease } from "./commands/lease.js";
 import { registerLogin } from "./commands/login.js";
@@ -39,6 +40,7 @@ export function buildProgram(io: CliIo): Command {
     );
 
   registerServer(program, io);
+  registerAgent(program, io);
   registerStatus(program, io);
   registerOperator(program, io);
   registerLogin(program, io);

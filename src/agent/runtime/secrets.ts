@@ -1,0 +1,195 @@
+/**
+ * The agent's secrets: the `SecretSource` templates render from. Each distinct request (kind,
+ * path, parameters) is fetched once and then kept fresh by a `LeaseKeeper` from the shared client
+ * code: renewed at about two thirds of its TTL, fetched again before its max TTL (or before the
+ * token that created it expires), re-read every `static_secret_render_interval` when it has no
+ * lease. A replacement calls `onChange`, and the agent renders again.
+ *
+ * KV version 2 paths are rewritten as Vault Agent does: `secret "secret/app"` on a KV v2 mount
+ * reads `secret/data/app` (the mount's version comes from `sys/internal/ui/mounts/<path>`).
+ */
+import { LeaseKeeper, isRetryable, type LeaseholdClient, type TokenKeeper, type VaultResponse } from "../../client/index.js";
+import type { SecretResult, SecretSource } from "../template/index.js";
+import type { AgentLogger } from "./logger.js";
+
+export interface AgentSecretsOptions {
+  client: LeaseholdClient;
+  tokens: TokenKeeper;
+  logger: AgentLogger;
+  /** Re-read secrets without a lease this often. */
+  staticIntervalMs: number;
+  /** Fraction of a lease after which a replacement is fetched (Vault's `lease_renewal_threshold`). */
+  threshold: number;
+  minBackoffMs?: number;
+  maxBackoffMs?: number;
+  /** A secret was replaced (or a static one changed): render again. */
+  onChange(): void;
+}
+
+interface Entry {
+  key: string;
+  description: string;
+  /** Fetches it again (same kind, path and parameters). */
+  fetch: (signal?: AbortSignal) => Promise<Fetched>;
+  keeper?: LeaseKeeper<Fetched>;
+  /** While the first fetch runs. */
+  first?: Promise<Fetched>;
+}
+
+/** An answer and the token that obtained it (its leases die with that token). */
+interface Fetched {
+  result: SecretResult;
+  token: string | undefined;
+}
+
+export class AgentSecrets implements SecretSource {
+  private readonly entries = new Map<string, Entry>();
+  private readonly kvVersions = new Map<string, Promise<{ mount: string; version: number } | undefined>>();
+
+  constructor(private readonly options: AgentSecretsOptions) {}
+
+  read(path: string): Promise<SecretResult> {
+    return this.get("read", path, {});
+  }
+
+  write(path: string, data: Record<string, string>): Promise<SecretResult> {
+    return this.get("write", path, data);
+  }
+
+  pkiCert(path: string, data: Record<string, string>): Promise<SecretResult> {
+    return this.get("pkiCert", path, data);
+  }
+
+  /** Lease ids of the secrets in use now. */
+  leaseIds(): string[] {
+    return [...this.entries.values()].map((e) => e.keeper?.current.result.lease_id).filter((id): id is string => !!id);
+  }
+
+  /** Leases that died with a replaced token may have a new deadline: re-plan every keeper. */
+  reschedule(): void {
+    for (const entry of this.entries.values()) entry.keeper?.reschedule();
+  }
+
+  /** How many distinct secrets are kept. */
+  get size(): number {
+    return this.entries.size;
+  }
+
+  /** Stops every renewal. */
+  async stop(): Promise<void> {
+    await Promise.all([...this.entries.values()].map((e) => e.keeper?.stop()));
+  }
+
+  /** Drops every secret (after a failed render pass the next pass fetches afresh). */
+  private async get(kind: "read" | "write" | "pkiCert", path: string, data: Record<string, string>): Promise<SecretResult> {
+    const key = JSON.stringify([kind, path, Object.entries(data).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))]);
+    const existing = this.entries.get(key);
+    if (existing?.keeper) return existing.keeper.current.result;
+    if (existing?.first) return (await existing.first).result;
+
+    const entry: Entry = {
+      key,
+      description: kind === "read" ? path : `${path} (${kind})`,
+      fetch: (signal) => this.fetch(kind, path, data, signal),
+    };
+    this.entries.set(key, entry);
+    entry.first = entry.fetch();
+    let first: Fetched;
+    try {
+      first = await entry.first;
+    } catch (err) {
+      this.entries.delete(key); // the next render pass tries again
+      throw err;
+    } finally {
+      entry.first = undefined;
+    }
+    entry.keeper = this.keep(entry, first);
+    return first.result;
+  }
+
+  private keep(entry: Entry, first: Fetched): LeaseKeeper<Fetched> {
+    const { logger, tokens, client } = this.options;
+    return new LeaseKeeper<Fetched>({
+      initial: first,
+      lease: ({ result }) => leaseOf(result),
+      renew: async (value, increment, signal) => {
+        const res = await client.request<VaultResponse<unknown>>("PUT", "sys/leases/renew", { body: { lease_id: value.result.lease_id, increment }, signal });
+        const body = res.body;
+        const result = { ...value.result, lease_duration: body?.lease_duration ?? 0, renewable: body?.renewable ?? false };
+        return { durationSeconds: result.lease_duration, renewable: result.renewable, value: { ...value, result } };
+      },
+      fetch: (signal) => entry.fetch(signal),
+      deadline: ({ token }) => tokens.deadlineOf(token),
+      same: (a, b) => JSON.stringify(a.result.data) === JSON.stringify(b.result.data),
+      threshold: this.options.threshold,
+      staticIntervalMs: this.options.staticIntervalMs,
+      minBackoffMs: this.options.minBackoffMs,
+      maxBackoffMs: this.options.maxBackoffMs,
+      keepAlive: true,
+      onRenewed: ({ result }, expiresAt) =>
+        logger.debug({ secret: entry.description, lease_id: result.lease_id, expires: new Date(expiresAt).toISOString() }, "renewed lease"),
+      onReplaced: ({ result }, previous) => {
+        logger.info({ secret: entry.description, lease_id: result.lease_id, previous_lease_id: previous.result.lease_id || undefined }, "fetched a new version of the secret");
+        this.options.onChange();
+      },
+      onError: (err, info) => {
+        const fields = { secret: entry.description, error: err.message, retry_in_ms: info.willRetryInMs };
+        if (info.expired) logger.error(fields, "the secret's lease has EXPIRED and could not be replaced: the application holds a revoked credential");
+        else if (isRetryable(err)) logger.warn(fields, "could not renew or replace the secret; retrying");
+        else logger.warn(fields, "the server refused to renew the secret; fetching a new one");
+      },
+    }).start();
+  }
+
+  private async fetch(kind: "read" | "write" | "pkiCert", rawPath: string, data: Record<string, string>, signal?: AbortSignal): Promise<Fetched> {
+    const { client, tokens } = this.options;
+    await tokens.ensureFresh();
+    const token = client.token;
+    const path = kind === "read" ? await this.kvPath(rawPath) : rawPath;
+    const res =
+      kind === "read"
+        ? await client.request<VaultResponse<Record<string, unknown>>>("GET", path, { signal })
+        : await client.request<VaultResponse<Record<string, unknown>>>("PUT", path, { body: data, signal });
+    const body = res.body;
+    if (!body || typeof body !== "object") throw new Error(`${path} answered no secret`);
+    return {
+      token,
+      result: { data: body.data ?? {}, lease_id: body.lease_id ?? "", lease_duration: body.lease_duration ?? 0, renewable: body.renewable ?? false },
+    };
+  }
+
+  /** `mount/rest` → `mount/data/rest` when the mount is KV version 2 (and the path does not already say so). */
+  private async kvPath(path: string): Promise<string> {
+    const first = path.split("/")[0];
+    let lookup = this.kvVersions.get(first);
+    if (!lookup) {
+      lookup = this.options.client
+        .request<VaultResponse<{ path?: string; type?: string; options?: Record<string, string> | null }>>("GET", `sys/internal/ui/mounts/${path}`)
+        .then((res) => {
+          const d = res.body?.data;
+          if (!d?.path || d.type !== "kv") return undefined;
+          return { mount: d.path.replace(/\/+$/, ""), version: Number(d.options?.version ?? 1) };
+        })
+        .catch(() => undefined);
+      this.kvVersions.set(first, lookup);
+    }
+    const kv = await lookup;
+    if (!kv || kv.version !== 2 || !path.startsWith(`${kv.mount}/`)) return path;
+    const rest = path.slice(kv.mount.length + 1);
+    if (rest.startsWith("data/")) return path;
+    return `${kv.mount}/data/${rest}`;
+  }
+}
+
+/**
+ * A secret's lease for the keeper. Certificates without a lease (the usual `pki/issue`) are kept
+ * by their own expiry; other secrets without a lease are static (re-read on the interval).
+ */
+function leaseOf(result: SecretResult): { id: string; durationSeconds: number; renewable: boolean } | undefined {
+  if (result.lease_id && result.lease_duration > 0) return { id: result.lease_id, durationSeconds: result.lease_duration, renewable: result.renewable };
+  const expiration = result.data.expiration;
+  if (typeof expiration === "number" && typeof result.data.certificate === "string") {
+    return { id: String(result.data.serial_number ?? "certificate"), durationSeconds: Math.max(0, expiration - Date.now() / 1000), renewable: false };
+  }
+  return undefined;
+}
