@@ -193,7 +193,7 @@ describe("login bodies", () => {
   it("fails clearly when the mount answers without a token", async () => {
     const err = await appRoleAuth({ roleId: "r", mountPath: "empty" }).login(client).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ClientConfigError);
-    expect((err as Error).message).toMatch(/auth\/empty\/login answered without a token: is auth\/empty a approle auth method\?/);
+    expect((err as Error).message).toMatch(/auth\/empty\/login answered without a token: is auth\/empty an auth method\?/);
   });
 
   it("passes a refused login through as the server's error", async () => {

@@ -99,23 +99,38 @@ export function tokenAuth(token: string | Credential): AuthMethod {
     async login(client, signal) {
       const value = reader.read();
       const res = await client.request<VaultResponse<Record<string, unknown>>>("GET", "auth/token/lookup-self", { token: value, signal });
-      const d = res.body?.data ?? {};
-      const list = (v: unknown) => (Array.isArray(v) ? v.map(String) : []);
-      return {
-        client_token: value,
-        accessor: String(d.accessor ?? ""),
-        policies: list(d.policies),
-        token_policies: list(d.policies),
-        identity_policies: list(d.identity_policies),
-        metadata: (d.meta as Record<string, string> | null) ?? null,
-        lease_duration: Number(d.ttl ?? 0),
-        renewable: d.renewable === true,
-        entity_id: String(d.entity_id ?? ""),
-        token_type: String(d.type ?? "service"),
-        orphan: d.orphan === true,
-      };
+      return authFromLookup(value, res.body?.data ?? {});
     },
   };
+}
+
+/** The `auth` block a login would have answered, from `lookup-self` data (what `vault login TOKEN` prints). */
+export function authFromLookup(token: string, d: Record<string, unknown>): VaultAuth {
+  const list = (v: unknown) => (Array.isArray(v) ? v.map(String) : []);
+  return {
+    client_token: token,
+    accessor: String(d.accessor ?? ""),
+    policies: list(d.policies),
+    token_policies: list(d.policies),
+    identity_policies: list(d.identity_policies),
+    metadata: (d.meta as Record<string, string> | null) ?? null,
+    lease_duration: Number(d.ttl ?? 0),
+    renewable: d.renewable === true,
+    entity_id: String(d.entity_id ?? ""),
+    token_type: String(d.type ?? "service"),
+    orphan: d.orphan === true,
+  };
+}
+
+/**
+ * `PUT <mount>/login` with `body`, without the client's token; the whole answer (the CLI prints
+ * it). Throws when the answer carries no token.
+ */
+export async function loginRequest(client: LeaseholdClient, mountPath: string, body: Record<string, unknown>, signal?: AbortSignal): Promise<VaultResponse<unknown> & { auth: VaultAuth }> {
+  const res = await client.request<VaultResponse<unknown>>("PUT", `${mountPath}/login`, { body, token: null, signal });
+  const answer = res.body;
+  if (!answer?.auth?.client_token) throw new ClientConfigError(`${mountPath}/login answered without a token: is ${mountPath} an auth method?`);
+  return answer as VaultResponse<unknown> & { auth: VaultAuth };
 }
 
 /** Normalises `approle`, `/auth/approle/` and `auth/approle` to `auth/approle`. */
@@ -131,10 +146,7 @@ function loginMethod(type: string, mountPath: string | undefined, body: () => Re
     type,
     mountPath: mount,
     async login(client, signal) {
-      const res = await client.request<VaultResponse<unknown>>("PUT", `${mount}/login`, { body: body(), token: null, signal });
-      const auth = res.body?.auth;
-      if (!auth?.client_token) throw new ClientConfigError(`${mount}/login answered without a token: is ${mount} a ${type} auth method?`);
-      return auth;
+      return (await loginRequest(client, mount, body(), signal)).auth;
     },
   };
 }

@@ -1,5 +1,5 @@
 import type { Command } from "commander";
-import { writeTokenFile, type VaultResponse } from "../../client/index.js";
+import { authFromLookup as authBlockFromLookup, authMountPath, loginRequest, writeTokenFile, type VaultResponse } from "../../client/index.js";
 import { CommandContext, UsageError, addConnectionOptions, addFormatOption, trimSlashes, type CliIo, type ConnectionFlags, type OutputFlags } from "../context.js";
 import { readAll } from "../kv-args.js";
 import { promptSecret } from "./operator.js";
@@ -14,25 +14,7 @@ interface LoginFlags extends ConnectionFlags, OutputFlags {
 
 /** `lookup-self` data as the `auth` block `vault login TOKEN` prints. */
 export function authFromLookup(token: string, lookup: VaultResponse<Record<string, unknown>>): VaultResponse<unknown> {
-  const d = lookup.data ?? {};
-  const list = (v: unknown) => (Array.isArray(v) ? v.map(String) : []);
-  return {
-    ...lookup,
-    data: null,
-    auth: {
-      client_token: token,
-      accessor: String(d.accessor ?? ""),
-      policies: list(d.policies),
-      token_policies: list(d.policies),
-      identity_policies: list(d.identity_policies),
-      metadata: (d.meta as Record<string, string> | null) ?? null,
-      lease_duration: Number(d.ttl ?? 0),
-      renewable: d.renewable === true,
-      entity_id: String(d.entity_id ?? ""),
-      token_type: String(d.type ?? "service"),
-      orphan: d.orphan === true,
-    },
-  };
+  return { ...lookup, data: null, auth: authBlockFromLookup(token, lookup.data ?? {}) };
 }
 
 export function registerLogin(program: Command, io: CliIo): void {
@@ -59,11 +41,9 @@ export function registerLogin(program: Command, io: CliIo): void {
           );
           resp = authFromLookup(token, lookup.body as VaultResponse<Record<string, unknown>>);
         } else {
-          const mount = trimSlashes(flags.path ?? method);
+          const mount = authMountPath(method, trimSlashes(flags.path ?? method));
           const data = await ctx.keyValues(args);
-          const res = await ctx.call("authenticating", (c) => c.request<VaultResponse<unknown>>("PUT", `auth/${mount}/login`, { body: data, token: null }));
-          resp = res.body as VaultResponse<unknown>;
-          if (!resp?.auth?.client_token) throw new UsageError(`auth/${mount}/login answered without a token`);
+          resp = await ctx.call("authenticating", (c) => loginRequest(c, mount, data));
         }
 
         const store = flags.store && !flags.tokenOnly;
