@@ -1,7 +1,9 @@
 // Database engine throughput: dynamic PostgreSQL credentials per second through the HTTP API
 // (`GET database/creds/:role`, 10 concurrent clients) and revocations per second
 // (`PUT sys/leases/revoke`), each against raw `pg` doing the same CREATE ROLE (with a SCRAM
-// verifier computed client-side) / DROP ROLE with the same concurrency, in the same run.
+// verifier computed client-side) / DROP ROLE with the same concurrency, in the same run. Revocation
+// is also shown against raw pg ending the role's sessions and dropping it, the steps our default
+// revocation takes for a role that owns nothing (half of the raw roles go each way).
 //
 //   npm run bench -- database [--seconds 5] [--concurrency 10] [--rounds 2] [--fsync-off] [--pg-url postgres://...]
 //
@@ -182,6 +184,20 @@ export async function main(args: string[]): Promise<void> {
     rawNames.push(name);
   };
   const rawDrop = (name: string) => pool.query(`DROP ROLE ${pg.escapeIdentifier(name)}`).then(() => undefined);
+  // A second baseline, beside the issue's bare DROP ROLE: raw pg doing the steps of our default
+  // revocation for a role that owns nothing (end its sessions, drop it), in one round trip.
+  const rawDropWithSessions = (name: string) =>
+    pool
+      .query(
+        // The backend-status functions rather than pg_stat_activity, as the plugin uses: the same answer, cheaper.
+        `SELECT pg_terminate_backend(pg_stat_get_backend_pid(b)) FROM pg_stat_get_backend_idset() b WHERE pg_stat_get_backend_userid(b) = (SELECT oid FROM pg_roles WHERE rolname = ${pg.escapeLiteral(name)}) AND pg_stat_get_backend_pid(b) <> pg_backend_pid();\nDROP ROLE ${pg.escapeIdentifier(name)}`,
+      )
+      .then(() => undefined);
+  /** Half of the raw roles go with a bare DROP ROLE, the other half with sessions ended first. */
+  const rawDrops = async (names: string[]) => {
+    const half = Math.ceil(names.length / 2);
+    return { bare: await drain(names.slice(0, half), concurrency, rawDrop), withSessions: await drain(names.slice(half), concurrency, rawDropWithSessions) };
+  };
 
   // The plugin alone (no HTTP, no lease): where the time goes between raw and the broker.
   const plugin = postgresDatabasePlugin.create({ configName: "bench", logger: pino({ level: "silent" }) });
@@ -215,15 +231,17 @@ export async function main(args: string[]): Promise<void> {
   // Warm-up (connections, JIT, the load generator's compile), then alternating rounds, so that
   // load from elsewhere on a shared machine falls on both sides alike.
   await closedLoop(concurrency, 0.5, rawCreate);
-  await drain(rawNames.splice(0), concurrency, rawDrop);
+  await rawDrops(rawNames.splice(0));
   await closedLoop(concurrency, 0.5, pluginCreate);
   await drain(pluginNames.splice(0), concurrency, (u) => plugin.deleteUser({ username: u, statements: [] }));
   await child(["issue", server.url, "bench-root", "0.5", String(concurrency), idsFile]);
   await child(["revoke", server.url, "bench-root", idsFile, String(concurrency)]);
-  const r = { rawIssue: [] as LoadResult[], rawRevoke: [] as LoadResult[], plugIssue: [] as LoadResult[], plugRevoke: [] as LoadResult[], issue: [] as LoadResult[], revoke: [] as LoadResult[] };
+  const r = { rawIssue: [] as LoadResult[], rawRevoke: [] as LoadResult[], rawRevokeFull: [] as LoadResult[], plugIssue: [] as LoadResult[], plugRevoke: [] as LoadResult[], issue: [] as LoadResult[], revoke: [] as LoadResult[] };
   for (let round = 0; round < rounds; round++) {
     r.rawIssue.push(await closedLoop(concurrency, seconds, rawCreate));
-    r.rawRevoke.push(await drain(rawNames.splice(0), concurrency, rawDrop));
+    const drops = await rawDrops(rawNames.splice(0));
+    r.rawRevoke.push(drops.bare);
+    r.rawRevokeFull.push(drops.withSessions);
     r.issue.push(await child(["issue", server.url, "bench-root", String(seconds), String(concurrency), idsFile]));
     r.revoke.push(await child(["revoke", server.url, "bench-root", idsFile, String(concurrency)]));
     r.plugIssue.push(await closedLoop(concurrency, seconds / 2, pluginCreate));
@@ -240,6 +258,7 @@ export async function main(args: string[]): Promise<void> {
 
   const rawIssue = combine(r.rawIssue);
   const rawRevoke = combine(r.rawRevoke);
+  const rawRevokeFull = combine(r.rawRevokeFull);
   const plugIssue = combine(r.plugIssue);
   const plugRevoke = combine(r.plugRevoke);
   const issue = combine(r.issue);
@@ -252,6 +271,8 @@ export async function main(args: string[]): Promise<void> {
   console.log(line("raw pg DROP ROLE", rawRevoke));
   console.log(line("  plugin deleteUser, no HTTP/lease", plugRevoke, plugRevoke.rate / rawRevoke.rate));
   console.log(line("leasehold PUT sys/leases/revoke", revoke, revokeRatio));
+  console.log(line("raw pg end sessions + DROP ROLE", rawRevokeFull));
+  console.log(line("  leasehold revoke vs that", revoke, revoke.rate / rawRevokeFull.rate));
   if (leftover.rows[0].n) console.log(`WARNING: ${leftover.rows[0].n} roles were still present after revocation`);
   console.log(
     JSON.stringify({
@@ -268,11 +289,13 @@ export async function main(args: string[]): Promise<void> {
       creds_p99_ms: Number(issue.p99_ms.toFixed(2)),
       raw_drop_per_s: Math.round(rawRevoke.rate),
       plugin_delete_per_s: Math.round(plugRevoke.rate),
+      raw_drop_with_sessions_per_s: Math.round(rawRevokeFull.rate),
       revocations_per_s: Math.round(revoke.rate),
       revoke_ratio: Number(revokeRatio.toFixed(3)),
       revoke_p99_ms: Number(revoke.p99_ms.toFixed(2)),
+      revoke_ratio_vs_drop_with_sessions: Number((revoke.rate / rawRevokeFull.rate).toFixed(3)),
       leftover_roles: leftover.rows[0].n,
-      errors: [rawIssue, rawRevoke, plugIssue, plugRevoke, issue, revoke].reduce((a, x) => a + x.errors, 0),
+      errors: [rawIssue, rawRevoke, rawRevokeFull, plugIssue, plugRevoke, issue, revoke].reduce((a, x) => a + x.errors, 0),
     }),
   );
 }

@@ -13,7 +13,7 @@ import { Metrics } from "./metrics.js";
 import { MountTable, type LiveMount, type MountEntry } from "./mounts.js";
 import { PolicyStore } from "./policies.js";
 import { LeaseQuotas } from "./quotas.js";
-import { requestContext, type RequestContext } from "./request-context.js";
+import type { RequestContext } from "./request-context.js";
 import { SealManager } from "./seal.js";
 import { TokenStore, type TokenEntry } from "./tokens.js";
 import { AuditBroker } from "./audit/broker.js";
@@ -302,7 +302,7 @@ export class Core {
 
     let resp: HandlerResponse;
     try {
-      resp = await requestContext.run(ctx, () => invokeHandler(match, op, handlerReq));
+      resp = await invokeHandler(match, op, handlerReq, ctx);
     } catch (err) {
       if (isLogin) this.metrics.loginFailures.inc({ auth_mount: mount.entry.path });
       await this.abandonLeases(opened);

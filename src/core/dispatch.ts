@@ -1,6 +1,7 @@
 import { ZodObject, type ZodType } from "zod";
 import { NotFound, UnsupportedOperation, UserError } from "../sdk/errors.js";
 import type { Backend, HandlerRequest, HandlerResponse, Operation, PathDefinition } from "../sdk/types.js";
+import { bindRequestContext, type RequestContext } from "./request-context.js";
 
 /** A request path resolved to one of a backend's path definitions. */
 export interface RouteMatch {
@@ -75,10 +76,12 @@ export function validateData(schema: ZodType | undefined, data: Record<string, u
 }
 
 /** Validates and runs the handler for `op` on a matched route. */
-export async function invokeHandler(match: RouteMatch, op: Operation, req: HandlerRequest): Promise<HandlerResponse> {
+export async function invokeHandler(match: RouteMatch, op: Operation, req: HandlerRequest, ctx?: RequestContext): Promise<HandlerResponse> {
   const h = handlerFor(match, op);
   const { data, warnings } = validateData(h.schema, req.data);
-  const resp = (await h.handler({ ...req, op, params: match.params, data: data as Record<string, unknown> })) ?? {};
+  const handlerReq = { ...req, op, params: match.params, data: data as Record<string, unknown> };
+  if (ctx) bindRequestContext(handlerReq, ctx);
+  const resp = (await h.handler(handlerReq)) ?? {};
   if (warnings.length) resp.warnings = [...(resp.warnings ?? []), ...warnings];
   return resp;
 }

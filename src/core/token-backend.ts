@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { NotFound, PermissionDenied, UserError, formatDuration, parseCidrs, zBool, zCommaList, zDuration, zInt, zName, zStringMap } from "../sdk/index.js";
-import type { Backend, ConnectionInfo, HandlerResponse, PathDefinition } from "../sdk/types.js";
+import type { Backend, ConnectionInfo, HandlerRequest, HandlerResponse, PathDefinition } from "../sdk/types.js";
 import type { Core } from "./core.js";
 import { authBlock } from "./core.js";
 import { currentRequest } from "./request-context.js";
@@ -71,8 +71,8 @@ function sanitisePolicies(policies: string[], addDefault: boolean): string[] {
   return [...set].sort();
 }
 
-function requireCaller(): { token: string; entry: TokenEntry; sudo: boolean } {
-  const ctx = currentRequest();
+function requireCaller(req: HandlerRequest): { token: string; entry: TokenEntry; sudo: boolean } {
+  const ctx = currentRequest(req);
   if (!ctx.tokenEntry || !ctx.token) throw new PermissionDenied();
   return { token: ctx.token, entry: ctx.tokenEntry, sudo: ctx.sudo };
 }
@@ -81,8 +81,9 @@ function requireCaller(): { token: string; entry: TokenEntry; sudo: boolean } {
 export function tokenBackend(core: Core): Backend {
   const rolesView = () => core.barrier.view("sys/token-roles/");
 
-  async function createToken(d: CreateData, path: string, opts: { orphanPath: boolean; roleName?: string }): Promise<HandlerResponse> {
-    const caller = requireCaller();
+  async function createToken(req: HandlerRequest, path: string, opts: { orphanPath: boolean; roleName?: string }): Promise<HandlerResponse> {
+    const d = req.data as CreateData;
+    const caller = requireCaller(req);
     const parent = caller.entry;
     const privileged = parent.policies.includes("root") || caller.sudo;
     const role = opts.roleName ? await rolesView().getJSON<TokenRole>(opts.roleName) : undefined;
@@ -157,14 +158,14 @@ export function tokenBackend(core: Core): Backend {
   const incrementField = { increment: zDuration.optional() };
 
   const paths: PathDefinition[] = [
-    { pattern: "create", operations: { update: { schema: createSchema, handler: (r) => createToken(r.data as CreateData, "auth/token/create", { orphanPath: false, roleName: (r.data as CreateData).role_name }) } } },
-    { pattern: "create-orphan", operations: { update: { schema: createSchema, handler: (r) => createToken(r.data as CreateData, "auth/token/create-orphan", { orphanPath: true }) } } },
-    { pattern: "create/(?<role>[^/]+)", operations: { update: { schema: createSchema, handler: (r) => createToken(r.data as CreateData, `auth/token/create/${r.params.role}`, { orphanPath: false, roleName: r.params.role }) } } },
+    { pattern: "create", operations: { update: { schema: createSchema, handler: (r) => createToken(r, "auth/token/create", { orphanPath: false, roleName: (r.data as CreateData).role_name }) } } },
+    { pattern: "create-orphan", operations: { update: { schema: createSchema, handler: (r) => createToken(r, "auth/token/create-orphan", { orphanPath: true }) } } },
+    { pattern: "create/(?<role>[^/]+)", operations: { update: { schema: createSchema, handler: (r) => createToken(r, `auth/token/create/${r.params.role}`, { orphanPath: false, roleName: r.params.role }) } } },
     {
       pattern: "lookup-self",
       operations: {
-        read: { handler: async () => { const c = requireCaller(); return { data: TokenStore.describe(c.entry, c.token) }; } },
-        update: { handler: async () => { const c = requireCaller(); return { data: TokenStore.describe(c.entry, c.token) }; } },
+        read: { handler: async (r) => { const c = requireCaller(r); return { data: TokenStore.describe(c.entry, c.token) }; } },
+        update: { handler: async (r) => { const c = requireCaller(r); return { data: TokenStore.describe(c.entry, c.token) }; } },
       },
     },
     {
@@ -175,13 +176,13 @@ export function tokenBackend(core: Core): Backend {
       },
     },
     { pattern: "lookup-accessor", operations: { update: { schema: accessorField, handler: async (r) => ({ data: TokenStore.describe(await byAccessor((r.data as { accessor: string }).accessor)) }) } } },
-    { pattern: "renew-self", operations: { update: { schema: z.object(incrementField), handler: async (r) => { const c = requireCaller(); return renew(c.entry, c.token, (r.data as { increment?: number }).increment ?? 0, r.connection); } } } },
+    { pattern: "renew-self", operations: { update: { schema: z.object(incrementField), handler: async (r) => { const c = requireCaller(r); return renew(c.entry, c.token, (r.data as { increment?: number }).increment ?? 0, r.connection); } } } },
     { pattern: "renew", operations: { update: { schema: z.object({ token: z.string().min(1, "token is required"), ...incrementField }), handler: async (r) => { const d = r.data as { token: string; increment?: number }; return renew(await byToken(d.token), d.token, d.increment ?? 0, r.connection); } } } },
     {
       pattern: "renew-accessor",
       operations: { update: { schema: z.object({ accessor: z.string().min(1), ...incrementField }), handler: async (r) => { const d = r.data as { accessor: string; increment?: number }; const resp = await renew(await byAccessor(d.accessor), "", d.increment ?? 0, r.connection); resp.issuedAuth!.client_token = ""; return resp; } } },
     },
-    { pattern: "revoke-self", operations: { update: { handler: async () => { await core.tokens.revokeTree(requireCaller().entry); } } } },
+    { pattern: "revoke-self", operations: { update: { handler: async (r) => { await core.tokens.revokeTree(requireCaller(r).entry); } } } },
     { pattern: "revoke", operations: { update: { schema: tokenField, handler: async (r) => { const e = await core.tokens.lookup((r.data as { token: string }).token); if (e) await core.tokens.revokeTree(e); } } } },
     { pattern: "revoke-accessor", operations: { update: { schema: accessorField, handler: async (r) => { await core.tokens.revokeTree(await byAccessor((r.data as { accessor: string }).accessor)); } } } },
     { pattern: "revoke-orphan", operations: { update: { schema: tokenField, handler: async (r) => { const e = await core.tokens.lookup((r.data as { token: string }).token); if (e) await core.tokens.revokeOrphan(e); } } } },

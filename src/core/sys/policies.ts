@@ -34,7 +34,7 @@ function capabilitiesPaths(core: Core): PathDefinition[] {
           schema: z.object({ ...pathsField, token: z.string().optional() }),
           handler: async (req) => {
             const d = req.data as { paths?: string[]; path?: string[] };
-            return answer(currentRequest().tokenEntry, [...(d.paths ?? []), ...(d.path ?? [])]);
+            return answer(currentRequest(req).tokenEntry, [...(d.paths ?? []), ...(d.path ?? [])]);
           },
         },
       },

@@ -22,7 +22,7 @@ export function revocationPaths(core: Core): PathDefinition[] {
         update: {
           schema,
           handler: async (req) => {
-            if (!currentRequest().sudo) throw new PermissionDenied();
+            if (!currentRequest(req).sudo) throw new PermissionDenied();
             const { enabled } = req.data as z.infer<typeof schema>;
             const was = core.leases.expiryEnabled;
             await core.leases.setExpiryEnabled(enabled);

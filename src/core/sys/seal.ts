@@ -131,9 +131,9 @@ export function sealPaths(core: Core): PathDefinition[] {
       pattern: "seal",
       operations: {
         update: {
-          handler: async () => {
+          handler: async (req) => {
             // Seal once this request has been audited, so its response entry is still written.
-            (currentRequest().afterResponse ??= []).push(() => core.sealNow());
+            (currentRequest(req).afterResponse ??= []).push(() => core.sealNow());
           },
         },
       },
