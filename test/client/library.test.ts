@@ -249,7 +249,7 @@ describe("tlsCertificate", () => {
   it("rotates a server's certificate and clients keep connecting across the rotation", async () => {
     const lh = root();
     const serials: string[] = [];
-    const cert = await tlsCertificate(lh, "svc", { common_name: "api.svc.internal", alt_names: "localhost", ip_sans: "127.0.0.1", ttl: "4s" }, { onRotated: (c) => serials.push(c.serial_number) });
+    const cert = await tlsCertificate(lh, "svc", { common_name: "api.svc.internal", alt_names: "localhost", ip_sans: "127.0.0.1", ttl: "5s" }, { onRotated: (c) => serials.push(c.serial_number) });
     const server = https.createServer(cert.serverOptions(), (_req, res) => res.end("ok"));
     cert.attach(server);
     await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
@@ -270,7 +270,7 @@ describe("tlsCertificate", () => {
       expect(before.body).toBe("ok");
       expect(before.serial.toLowerCase()).toBe(cert.serialNumber.replace(/:/g, "").toLowerCase());
       const seen = new Set([before.serial]);
-      const until = Date.now() + 9_000;
+      const until = Date.now() + 14_000;
       while (Date.now() < until && seen.size < 3) {
         const r = await get(); // every request must succeed, before, during and after rotations
         expect(r.body).toBe("ok");
@@ -279,14 +279,62 @@ describe("tlsCertificate", () => {
       }
       expect(serials.length).toBeGreaterThanOrEqual(2);
       expect(seen.size).toBeGreaterThanOrEqual(3);
-      // A rotated pair was issued well before the previous one expired (two thirds of 4 s).
+      // A rotated pair was issued well before the previous one expired (two thirds of 5 s).
       expect(cert.expiration * 1000).toBeGreaterThan(Date.now());
     } finally {
       await cert.stop();
       await new Promise<void>((r) => server.close(() => r()));
       await lh.close();
     }
-  }, 20_000);
+  }, 30_000);
+});
+
+describe("tlsCertificate for mTLS", () => {
+  it("both sides rotate their pairs and keep authenticating each other", async () => {
+    const lh = root();
+    // Lifetimes of seconds rotate often; 5 s leaves room for a busy test machine to be late.
+    const serverCert = await tlsCertificate(lh, "svc", { common_name: "server.svc.internal", alt_names: "localhost", ttl: "5s" });
+    const clientCert = await tlsCertificate(lh, "svc", { common_name: "client.svc.internal", ttl: "5s" });
+    const server = https.createServer(serverCert.serverOptions({ requestCert: true, rejectUnauthorized: true }), (req, res) => {
+      const peer = (req.socket as import("node:tls").TLSSocket).getPeerCertificate();
+      res.end(`${peer.subject.CN} ${peer.serialNumber}`);
+    });
+    serverCert.attach(server);
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    const port = (server.address() as AddressInfo).port;
+    const get = () =>
+      new Promise<string>((resolve, reject) => {
+        // The client's current pair and the CA both sides trust, fresh for every request.
+        const req = https.get({ host: "127.0.0.1", port, path: "/", servername: "localhost", secureContext: clientCert.secureContext, ca: clientCert.ca, agent: false }, (res) => {
+          let body = "";
+          res.on("data", (c: Buffer) => (body += c.toString()));
+          res.on("end", () => resolve(body));
+        });
+        req.on("error", reject);
+      });
+    try {
+      const clientSerials = new Set<string>();
+      const until = Date.now() + 14_000;
+      while (Date.now() < until && clientSerials.size < 3) {
+        const [cn, serial] = (await get()).split(" ");
+        expect(cn).toBe("client.svc.internal");
+        clientSerials.add(serial);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(clientSerials.size).toBeGreaterThanOrEqual(3); // the server saw the client's rotated pairs
+      // A client without a certificate is refused by the server.
+      const anonymous = await new Promise<string>((resolve) => {
+        const req = https.get({ host: "127.0.0.1", port, path: "/", servername: "localhost", ca: serverCert.ca, agent: false }, (res) => resolve(String(res.statusCode)));
+        req.on("error", (e) => resolve(e.message));
+      });
+      expect(anonymous).toMatch(/certificate|socket hang up|ECONNRESET|alert/i);
+    } finally {
+      await serverCert.stop();
+      await clientCert.stop();
+      await new Promise<void>((r) => server.close(() => r()));
+      await lh.close();
+    }
+  }, 30_000);
 });
 
 // Silence "unused" for helpers some runs do not need.
