@@ -305,7 +305,8 @@ describe("tlsCertificate for mTLS", () => {
     const get = () =>
       new Promise<string>((resolve, reject) => {
         // The client's current pair and the CA both sides trust, fresh for every request.
-        const req = https.get({ host: "127.0.0.1", port, path: "/", servername: "localhost", secureContext: clientCert.secureContext, ca: clientCert.ca, agent: false }, (res) => {
+        const options: https.RequestOptions & import("node:tls").ConnectionOptions = { host: "127.0.0.1", port, path: "/", servername: "localhost", secureContext: clientCert.secureContext, agent: false };
+        const req = https.get(options, (res) => {
           let body = "";
           res.on("data", (c: Buffer) => (body += c.toString()));
           res.on("end", () => resolve(body));
