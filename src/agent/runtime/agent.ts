@@ -108,6 +108,8 @@ export class Agent {
       logger.info({ address: this.client.address, method: config.autoAuth.method.type, mount: config.autoAuth.method.mountPath }, "agent starting: logging in");
       await this.tokens.start({ retry: !config.autoAuth.method.exitOnError, signal: this.abort.signal });
       const rendered = await this.firstRender();
+      // A shutdown during the first render: no child may start after it (nobody would stop it).
+      if (this.abort.signal.aborted) return await this.done;
       if (!rendered) return await this.finish(1);
       if (config.exitAfterAuth) {
         logger.info("exit_after_auth: logged in and rendered; exiting");
@@ -194,6 +196,7 @@ export class Agent {
         }
       } catch (err) {
         ok = false;
+        if (this.abort.signal.aborted) break;
         this.logRenderError(err, t.destination);
       }
     }
@@ -204,10 +207,11 @@ export class Agent {
           values[t.name] = (await renderTemplate(t.template, { source: this.secrets, cache, errorOnMissingKey: t.errorOnMissingKey })).text;
         } catch (err) {
           ok = false;
+          if (this.abort.signal.aborted) break;
           this.logRenderError(err, `env ${t.name}`);
         }
       }
-      if (ok) await this.environmentRendered(values);
+      if (ok && !this.abort.signal.aborted) await this.environmentRendered(values);
     }
     return ok;
   }
@@ -229,6 +233,8 @@ export class Agent {
 
   private async startChild(): Promise<void> {
     const exec = this.options.config.exec!;
+    // Checked with no await before `this.child` is set: `finish` either sees the child or has aborted.
+    if (this.abort.signal.aborted) return;
     this.child = ChildSupervisor.fromConfig(exec, { logger: this.options.logger, stdio: this.options.childStdio ?? "inherit" });
     this.child.onExit((exit: ChildExit) => {
       if (exit.stopped) return;

@@ -221,6 +221,15 @@ describe("ChildSupervisor", () => {
     expect(await s.exited).toMatchObject({ stopped: true });
   });
 
+  it("stop while start is still spawning: waits for the process and stops it, none runs on", async () => {
+    const s = supervise();
+    const starting = s.start({ SECRET: "racing" });
+    const exit = await s.stop();
+    await starting;
+    expect(exit).toMatchObject({ stopped: true, signal: "SIGTERM" });
+    expect(s.child).toBeUndefined();
+  });
+
   it("start twice is a programming error", async () => {
     const s = supervise();
     await s.start({});

@@ -90,6 +90,8 @@ export class ChildSupervisor {
   private stopRequested = false;
   private restartChain: Promise<unknown> = Promise.resolve();
   private pendingRestart: Promise<boolean> | undefined;
+  /** The first spawn, while it runs. */
+  private starting: Promise<void> | undefined;
   private finalExit: ChildExit | undefined;
   private resolveExited!: (exit: ChildExit) => void;
   private readonly listeners = new Set<(exit: ChildExit) => void>();
@@ -150,7 +152,12 @@ export class ChildSupervisor {
     if (this.state !== "idle") throw new Error(`ChildSupervisor.start: already ${this.state === "exited" ? "finished" : "started"} (use restart to apply new variables)`);
     this.latestEnv = { ...env };
     this.state = "running";
-    await this.spawnChild();
+    this.starting = this.spawnChild();
+    try {
+      await this.starting;
+    } finally {
+      this.starting = undefined;
+    }
     this.logger.info({ command: this.commandText, pid: this.current?.pid }, "exec: started the child process");
   }
 
@@ -198,6 +205,8 @@ export class ChildSupervisor {
       return undefined;
     }
     if (this.state === "restarting") await this.restartChain;
+    // Still spawning: wait for the process, or it would start after this stop and run on unsupervised.
+    if (this.starting) await this.starting.catch(() => undefined);
     const running = this.current;
     if (this.state === "running" && running) {
       this.state = "stopping";

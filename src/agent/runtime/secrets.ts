@@ -8,7 +8,7 @@
  * KV version 2 paths are rewritten as Vault Agent does: `secret "secret/app"` on a KV v2 mount
  * reads `secret/data/app` (the mount's version comes from `sys/internal/ui/mounts/<path>`).
  */
-import { LeaseKeeper, isRetryable, type LeaseholdClient, type TokenKeeper, type VaultResponse } from "../../client/index.js";
+import { AbortError, LeaseKeeper, isRetryable, type LeaseholdClient, type TokenKeeper, type VaultResponse } from "../../client/index.js";
 import type { SecretResult, SecretSource } from "../template/index.js";
 import type { AgentLogger } from "./logger.js";
 
@@ -44,6 +44,12 @@ interface Fetched {
 
 export class AgentSecrets implements SecretSource {
   private readonly entries = new Map<string, Entry>();
+  /** Aborted by `stop()`: a fetch still running then must not start a keeper nobody stops. */
+  private readonly stopping = new AbortController();
+  /**
+   * The KV mount of each path read (undefined: not KV). Keyed by the whole path, not its first
+   * segment: mounts nest (`team/v1` and `team/v2` can be different engines or KV versions).
+   */
   private readonly kvVersions = new Map<string, Promise<{ mount: string; version: number } | undefined>>();
 
   constructor(private readonly options: AgentSecretsOptions) {}
@@ -75,13 +81,15 @@ export class AgentSecrets implements SecretSource {
     return this.entries.size;
   }
 
-  /** Stops every renewal. */
+  /** Stops every renewal; reads still in flight fail with an AbortError instead of keeping their secret. */
   async stop(): Promise<void> {
+    this.stopping.abort();
     await Promise.all([...this.entries.values()].map((e) => e.keeper?.stop()));
   }
 
   /** Drops every secret (after a failed render pass the next pass fetches afresh). */
   private async get(kind: "read" | "write" | "pkiCert", path: string, data: Record<string, string>): Promise<SecretResult> {
+    if (this.stopping.signal.aborted) throw new AbortError();
     const key = JSON.stringify([kind, path, Object.entries(data).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))]);
     const existing = this.entries.get(key);
     if (existing?.keeper) return existing.keeper.current.result;
@@ -93,10 +101,11 @@ export class AgentSecrets implements SecretSource {
       fetch: (signal) => this.fetch(kind, path, data, signal),
     };
     this.entries.set(key, entry);
-    entry.first = entry.fetch();
+    entry.first = entry.fetch(this.stopping.signal);
     let first: Fetched;
     try {
       first = await entry.first;
+      if (this.stopping.signal.aborted) throw new AbortError();
     } catch (err) {
       this.entries.delete(key); // the next render pass tries again
       throw err;
@@ -146,6 +155,8 @@ export class AgentSecrets implements SecretSource {
     await tokens.ensureFresh();
     const token = client.token;
     const path = kind === "read" ? await this.kvPath(rawPath) : rawPath;
+    // Stopped meanwhile: do not obtain a secret (a new database user, a certificate) nobody will use.
+    if (signal?.aborted) throw new AbortError();
     const res =
       kind === "read"
         ? await client.request<VaultResponse<Record<string, unknown>>>("GET", path, { signal })
@@ -160,8 +171,7 @@ export class AgentSecrets implements SecretSource {
 
   /** `mount/rest` → `mount/data/rest` when the mount is KV version 2 (and the path does not already say so). */
   private async kvPath(path: string): Promise<string> {
-    const first = path.split("/")[0];
-    let lookup = this.kvVersions.get(first);
+    let lookup = this.kvVersions.get(path);
     if (!lookup) {
       lookup = this.options.client
         .request<VaultResponse<{ path?: string; type?: string; options?: Record<string, string> | null }>>("GET", `sys/internal/ui/mounts/${path}`)
@@ -170,8 +180,15 @@ export class AgentSecrets implements SecretSource {
           if (!d?.path || d.type !== "kv") return undefined;
           return { mount: d.path.replace(/\/+$/, ""), version: Number(d.options?.version ?? 1) };
         })
-        .catch(() => undefined);
-      this.kvVersions.set(first, lookup);
+        .catch((err: unknown) => {
+          // A refusal (no access to the mounts endpoint) is an answer: read the path as written.
+          // An unreachable or failing server is not: forget the lookup and fail this read, or the
+          // secret would be read from the wrong path for good once the server is back.
+          if (!isRetryable(err)) return undefined;
+          this.kvVersions.delete(path);
+          throw err;
+        });
+      this.kvVersions.set(path, lookup);
     }
     const kv = await lookup;
     if (!kv || kv.version !== 2 || !path.startsWith(`${kv.mount}/`)) return path;
