@@ -1,6 +1,6 @@
 import * as http from "node:http";
 import * as https from "node:https";
-import { backoffDelay, sleep } from "./backoff.js";
+import { AbortError, backoffDelay, sleep } from "./backoff.js";
 import { ClientConfigError, ConnectionError, VaultHttpError, connectionErrorFrom, httpErrorFor } from "./errors.js";
 import type { VaultListData, VaultResponse } from "./types.js";
 
@@ -44,7 +44,7 @@ export interface RequestOptions {
   allowErrorStatus?: boolean;
   /** Overrides the client's `retries` for this request. */
   retries?: number;
-  /** Stops waiting between retries (the request in flight still completes or times out). */
+  /** Aborts the request in flight and the waits between retries (rejects with AbortError). */
   signal?: AbortSignal;
 }
 
@@ -156,7 +156,12 @@ export class LeaseholdClient {
         const err = Object.assign(new Error(`no answer within ${this.timeoutMs} ms`), { code: "ETIMEDOUT" });
         req.destroy(err);
       });
-      req.on("error", (err) => reject(connectionErrorFrom(err, this.address)));
+      const signal = options.signal;
+      const onAbort = () => req.destroy(new AbortError("request aborted"));
+      if (signal?.aborted) return reject(new AbortError("request aborted"));
+      signal?.addEventListener("abort", onAbort, { once: true });
+      req.on("close", () => signal?.removeEventListener("abort", onAbort));
+      req.on("error", (err) => reject(err instanceof AbortError ? err : connectionErrorFrom(err, this.address)));
       req.end(payload);
     });
   }

@@ -41,6 +41,7 @@ beforeAll(async () => {
       const n = attempts.get(path) ?? 0;
       attempts.set(path, n + 1);
       bodies.set(path, [...(bodies.get(path) ?? []), Buffer.concat(chunks).toString("utf8")]);
+      if (path === "/v1/never-answers") return; // holds the request open until the client gives up
       const script = scripts.get(path) ?? [200];
       const status = script[Math.min(n, script.length - 1)];
       res.writeHead(status, { "Content-Type": "application/json" });
@@ -233,14 +234,28 @@ describe("LeaseholdClient retries", () => {
     }
   });
 
-  it("makes the first attempt even with an aborted signal, but does not retry", async () => {
+  it("makes no attempt with an already aborted signal", async () => {
     scripts.set("/v1/pre-aborted", [503, 200]);
     const c = new LeaseholdClient({ address, retries: 3, ...fast });
     const ac = new AbortController();
     ac.abort();
     try {
       await expect(c.request("GET", "pre-aborted", { signal: ac.signal })).rejects.toBeInstanceOf(AbortError);
-      expect(attempts.get("/v1/pre-aborted")).toBe(1);
+      expect(attempts.get("/v1/pre-aborted") ?? 0).toBe(0);
+    } finally {
+      c.close();
+    }
+  });
+
+  it("aborts a request in flight at once (shutdown does not wait for the timeout)", async () => {
+    const c = new LeaseholdClient({ address, retries: 3, timeoutMs: 30_000, ...fast });
+    const ac = new AbortController();
+    const started = Date.now();
+    setTimeout(() => ac.abort(), 100);
+    try {
+      await expect(c.request("GET", "never-answers", { signal: ac.signal })).rejects.toBeInstanceOf(AbortError);
+      expect(Date.now() - started).toBeLessThan(5_000);
+      expect(attempts.get("/v1/never-answers")).toBe(1);
     } finally {
       c.close();
     }
