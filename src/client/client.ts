@@ -122,6 +122,7 @@ export class LeaseholdClient {
   }
 
   private requestOnce<TBody>(method: string, path: string, options: RequestOptions): Promise<ClientResponse<TBody>> {
+    if (options.signal?.aborted) return Promise.reject(new AbortError("request aborted"));
     const url = this.urlFor(path, options.query);
     const headers: Record<string, string> = { Accept: "application/json", "X-Vault-Request": "true" };
     const token = options.token === undefined ? this.token : options.token;
@@ -158,7 +159,6 @@ export class LeaseholdClient {
       });
       const signal = options.signal;
       const onAbort = () => req.destroy(new AbortError("request aborted"));
-      if (signal?.aborted) return reject(new AbortError("request aborted"));
       signal?.addEventListener("abort", onAbort, { once: true });
       req.on("close", () => signal?.removeEventListener("abort", onAbort));
       req.on("error", (err) => reject(err instanceof AbortError ? err : connectionErrorFrom(err, this.address)));
