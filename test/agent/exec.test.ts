@@ -1,20 +1,17 @@
 import { existsSync, readFileSync } from "node:fs";
-import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import type { RunningServer } from "../../src/server/run.js";
-import { createTestDatabase, ok, roleExists, templatedUrl, type TestDatabase } from "../database/helpers.js";
-import { call, startTestServer } from "../helpers/server.js";
-import { Scratch, agentPreamble, appRoleFiles, exitOf, isAlive, killAgents, logsWith, slowProxy, spawnAgent, waitForAgent } from "./helpers.js";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { roleExists, type TestDatabase } from "../database/helpers.js";
+import { type AgentBroker, agentPreamble, appRoleFiles, exitOf, isAlive, killAgents, logsWith, Scratch, slowProxy, spawnAgent, startAgentBroker, waitForAgent } from "./helpers.js";
 
 /**
  * Exec mode end to end: the agent renders `env_template`s from database credentials with a short
  * TTL, runs the application with them, restarts it with the new ones when they are replaced,
  * forwards SIGTERM and exits with the application's code.
  */
-let server: RunningServer;
+let broker: AgentBroker | undefined;
 let base: string;
 let db: TestDatabase;
 const scratch = new Scratch();
-const rootPassword = () => decodeURIComponent(new URL(inject("pgUrl")).password);
 const CREATE = `CREATE ROLE "{{name}}" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';`;
 
 /**
@@ -75,27 +72,15 @@ exec {
 }
 
 beforeAll(async () => {
-  db = await createTestDatabase(inject("pgUrl"), "agent_exec");
-  server = await startTestServer({ rootTokenId: "root", leaseRetry: { baseMs: 100, capMs: 500, maxAttempts: 30 } });
-  base = server.url;
-  const admin = (method: string, path: string, body?: unknown) => ok(call(base, method, path, { token: "root", body }), 204);
-  await admin("POST", "sys/mounts/database", { type: "database" });
-  await admin("POST", "database/config/pg", { plugin_name: "postgresql-database-plugin", connection_url: templatedUrl(db.url), username: "postgres", password: rootPassword(), allowed_roles: "*" });
-  await admin("POST", "database/roles/app", { db_name: "pg", creation_statements: CREATE, default_ttl: "2s", max_ttl: "5s" });
-  await admin("POST", "sys/auth/approle", { type: "approle" });
-  await admin("POST", "sys/policies/acl/agent", { policy: 'path "database/creds/*" { capabilities = ["read"] }' });
-  await admin("POST", "auth/approle/role/agent", { token_policies: "agent", token_ttl: "1h" });
+  broker = await startAgentBroker({ label: "agent_exec", creationStatements: CREATE, dbTtl: "2s", dbMaxTtl: "5s", tokenTtl: "1h" });
+  ({ base, db } = broker);
 });
 
 afterAll(async () => {
   await killAgents();
   // The application runs in its own process group: if a test failed before its agent stopped it, stop it here.
   for (const file of startFiles) for (const { pid } of startsOf(file)) if (isAlive(pid)) process.kill(pid, "SIGKILL");
-  if (server) {
-    await call(base, "PUT", "sys/leases/revoke-prefix/database/", { token: "root" });
-    await server.stop();
-  }
-  await db?.drop();
+  await broker?.stop();
   scratch.cleanup();
 });
 

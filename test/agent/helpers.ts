@@ -2,6 +2,10 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { inject } from "vitest";
+import type { RunningServer } from "../../src/server/run.js";
+import { createTestDatabase, ok, templatedUrl, type TestDatabase } from "../database/helpers.js";
+import { call, startTestServer } from "../helpers/server.js";
 
 export const REPO_ROOT = resolve(import.meta.dirname, "../..");
 
@@ -194,5 +198,56 @@ export async function slowProxy(target: string, slow: RegExp, delayMs: number): 
         server.closeAllConnections();
         server.close(() => resolve());
       }),
+  };
+}
+
+/** A dev server with a `database` mount on a fresh test database, an `app` role and an AppRole `agent` role. */
+export interface AgentBroker {
+  server: RunningServer;
+  base: string;
+  db: TestDatabase;
+  /** Revokes the database leases, stops the server and drops the database. */
+  stop(): Promise<void>;
+}
+
+export interface AgentBrokerOptions {
+  /** Names the test database (`lh_<label>_<random>`). */
+  label: string;
+  /** Extra SQL run in the test database first (tables the role is granted on). */
+  setupSql?: string;
+  creationStatements: string;
+  /** `default_ttl`/`max_ttl` of the database role `app`. */
+  dbTtl: string;
+  dbMaxTtl: string;
+  /** `token_ttl` (and `token_max_ttl`, if any) of the AppRole role `agent`. */
+  tokenTtl: string;
+  tokenMaxTtl?: string;
+  /** The `agent` policy; reading database credentials by default. */
+  policy?: string;
+}
+
+/** Starts the broker the database-backed agent tests share. */
+export async function startAgentBroker(opts: AgentBrokerOptions): Promise<AgentBroker> {
+  const db = await createTestDatabase(inject("pgUrl"), opts.label);
+  if (opts.setupSql) await db.admin.query(opts.setupSql);
+  const server = await startTestServer({ rootTokenId: "root", leaseRetry: { baseMs: 100, capMs: 500, maxAttempts: 30 } });
+  const base = server.url;
+  const admin = (method: string, path: string, body?: unknown) => ok(call(base, method, path, { token: "root", body }), 204);
+  const rootPassword = decodeURIComponent(new URL(inject("pgUrl")).password);
+  await admin("POST", "sys/mounts/database", { type: "database" });
+  await admin("POST", "database/config/pg", { plugin_name: "postgresql-database-plugin", connection_url: templatedUrl(db.url), username: "postgres", password: rootPassword, allowed_roles: "*" });
+  await admin("POST", "database/roles/app", { db_name: "pg", creation_statements: opts.creationStatements, default_ttl: opts.dbTtl, max_ttl: opts.dbMaxTtl });
+  await admin("POST", "sys/auth/approle", { type: "approle" });
+  await admin("POST", "sys/policies/acl/agent", { policy: opts.policy ?? 'path "database/creds/*" { capabilities = ["read"] }' });
+  await admin("POST", "auth/approle/role/agent", { token_policies: "agent", token_ttl: opts.tokenTtl, ...(opts.tokenMaxTtl ? { token_max_ttl: opts.tokenMaxTtl } : {}) });
+  return {
+    server,
+    base,
+    db,
+    stop: async () => {
+      await call(base, "PUT", "sys/leases/revoke-prefix/database/", { token: "root" });
+      await server.stop();
+      await db.drop();
+    },
   };
 }

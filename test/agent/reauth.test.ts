@@ -1,9 +1,7 @@
 import { existsSync, readFileSync } from "node:fs";
-import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import type { RunningServer } from "../../src/server/run.js";
-import { createTestDatabase, ok, roleExists, sleep, templatedUrl, type TestDatabase } from "../database/helpers.js";
-import { call, startTestServer } from "../helpers/server.js";
-import { Scratch, agentPreamble, appRoleFiles, exitOf, killAgents, logsWith, spawnAgent, waitForAgent } from "./helpers.js";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { roleExists, sleep, type TestDatabase } from "../database/helpers.js";
+import { type AgentBroker, agentPreamble, appRoleFiles, exitOf, killAgents, logsWith, Scratch, spawnAgent, startAgentBroker, waitForAgent } from "./helpers.js";
 
 /**
  * Re-authentication does not leave the application with credentials that die with the old token.
@@ -12,34 +10,21 @@ import { Scratch, agentPreamble, appRoleFiles, exitOf, killAgents, logsWith, spa
  * so the agent must fetch new ones before that token expires. The user in the rendered file must
  * exist in PostgreSQL at every moment.
  */
-let server: RunningServer;
+let broker: AgentBroker | undefined;
 let base: string;
 let db: TestDatabase;
 const scratch = new Scratch();
-const rootPassword = () => decodeURIComponent(new URL(inject("pgUrl")).password);
 const CREATE = `CREATE ROLE "{{name}}" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';`;
 const readText = (path: string) => (existsSync(path) ? readFileSync(path, "utf8") : "");
 
 beforeAll(async () => {
-  db = await createTestDatabase(inject("pgUrl"), "agent_reauth");
-  server = await startTestServer({ rootTokenId: "root", leaseRetry: { baseMs: 100, capMs: 500, maxAttempts: 30 } });
-  base = server.url;
-  const admin = (method: string, path: string, body?: unknown) => ok(call(base, method, path, { token: "root", body }), 204);
-  await admin("POST", "sys/mounts/database", { type: "database" });
-  await admin("POST", "database/config/pg", { plugin_name: "postgresql-database-plugin", connection_url: templatedUrl(db.url), username: "postgres", password: rootPassword(), allowed_roles: "*" });
-  await admin("POST", "database/roles/app", { db_name: "pg", creation_statements: CREATE, default_ttl: "1m", max_ttl: "2m" });
-  await admin("POST", "sys/auth/approle", { type: "approle" });
-  await admin("POST", "sys/policies/acl/agent", { policy: 'path "database/creds/*" { capabilities = ["read"] }' });
-  await admin("POST", "auth/approle/role/agent", { token_policies: "agent", token_ttl: "3s", token_max_ttl: "6s" });
+  broker = await startAgentBroker({ label: "agent_reauth", creationStatements: CREATE, dbTtl: "1m", dbMaxTtl: "2m", tokenTtl: "3s", tokenMaxTtl: "6s" });
+  ({ base, db } = broker);
 });
 
 afterAll(async () => {
   await killAgents();
-  if (server) {
-    await call(base, "PUT", "sys/leases/revoke-prefix/database/", { token: "root" });
-    await server.stop();
-  }
-  await db?.drop();
+  await broker?.stop();
   scratch.cleanup();
 });
 
