@@ -33,3 +33,22 @@ describe("Leasehold settings", () => {
     lh.client.close();
   });
 });
+
+describe("the leasehold/client package entry", () => {
+  it("points package.json exports at what the build emits for src/client/library.ts", async () => {
+    const { readFileSync, existsSync } = await import("node:fs");
+    const root = new URL("../../", import.meta.url);
+    const pkg = JSON.parse(readFileSync(new URL("package.json", root), "utf8")) as { exports: Record<string, { types: string; default: string }> };
+    const build = JSON.parse(readFileSync(new URL("tsconfig.build.json", root), "utf8")) as { include: string[]; exclude: string[] };
+    const entry = pkg.exports["./client"];
+    expect(entry.default).toBe("./dist/src/client/library.js");
+    expect(entry.types).toBe("./dist/src/client/library.d.ts");
+    // tsc emits dist/<path>.js for each included source: the source must exist and be included.
+    expect(existsSync(new URL("src/client/library.ts", root))).toBe(true);
+    expect(build.include).toContain("src");
+    const library = await import("leasehold/client");
+    expect(typeof library.Leasehold).toBe("function");
+    expect(typeof library.databasePool).toBe("function");
+    expect(typeof library.tlsCertificate).toBe("function");
+  });
+});
