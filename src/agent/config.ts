@@ -43,12 +43,13 @@
 import { readFileSync } from "node:fs";
 import { constants as osConstants } from "node:os";
 import { describeValue, hclBlocks, parseHclJson, parseHclWithPositions, positionOf, type HclDocument, type HclObject, type HclValue } from "../core/hcl.js";
+import { HclConfigReader, type ConfigLogLevel } from "../core/hcl-reader.js";
 import { parseDuration } from "../sdk/durations.js";
 import { UserError } from "../sdk/errors.js";
 import { closest } from "../core/suggest.js";
 import { parseTemplate, textLocator, type Locate, type Template } from "./template/index.js";
 
-export type AgentLogLevel = "trace" | "debug" | "info" | "warn" | "error";
+export type AgentLogLevel = ConfigLogLevel;
 
 /** How to reach the broker (`vault { ... }` or `leasehold { ... }`); the CLI and environment fill the gaps. */
 export interface AgentServerConfig {
@@ -203,7 +204,6 @@ const TEMPLATE_EXEC_KEYS = ["command", "timeout"];
 const ENV_TEMPLATE_KEYS = ["source", "contents", "error_on_missing_key", "left_delimiter", "right_delimiter"];
 const EXEC_KEYS = ["command", "restart_on_secret_changes", "restart_stop_signal"];
 const TEMPLATE_CONFIG_KEYS = ["exit_on_retry_failure", "static_secret_render_interval", "lease_renewal_threshold", "max_connections_per_host"];
-const LOG_LEVELS: readonly AgentLogLevel[] = ["trace", "debug", "info", "warn", "error"];
 
 /**
  * Parses and validates an agent config. JSON when `fileName` ends in `.json` or the text starts
@@ -223,26 +223,21 @@ interface Block {
   body: HclObject;
 }
 
-class AgentConfigReader {
+class AgentConfigReader extends HclConfigReader {
   private readonly configLocate: Locate;
 
   constructor(
-    private readonly fileName: string,
+    fileName: string,
     private readonly text: string,
-    private readonly doc: HclDocument | undefined,
+    doc: HclDocument | undefined,
     private readonly readFile: (path: string) => string,
   ) {
+    super(fileName, doc);
     this.configLocate = textLocator(text);
   }
 
-  /** Throws `UserError("<file>:<line>: <message>")`, pointing at `key` in `node` (or at `node`). */
-  private fail(node: object | undefined, key: string | undefined, message: string): never {
-    const pos = node && positionOf(this.doc, node, key);
-    throw new UserError(`${this.fileName}${pos ? `:${pos.line}` : ""}: ${message}`);
-  }
-
   read(root: HclObject): AgentConfig {
-    this.checkKeys(root, TOP_LEVEL_KEYS, "");
+    this.checkTopLevelKeys(root);
 
     const server = this.server(root);
     const autoAuthBlocks = this.blocks(root, "auto_auth");
@@ -639,37 +634,11 @@ class AgentConfigReader {
 
   // ---- values ----
 
-  private checkKeys(body: HclObject, known: string[], where: string): void {
-    for (const key of Object.keys(body)) {
-      if (known.includes(key)) continue;
-      if (where === "" && Object.hasOwn(NOT_SUPPORTED, key)) this.fail(body, key, `${key} is not supported: ${NOT_SUPPORTED[key]}`);
-      const suggestion = closest(key, known);
-      this.fail(body, key, `unknown key ${JSON.stringify(key)}${where ? ` in ${where}` : ""}${suggestion ? ` (did you mean ${JSON.stringify(suggestion)}?)` : ""}`);
-    }
-  }
-
-  private label(key: string, where: string): string {
-    return where ? `${where}: ${key}` : key;
-  }
-
-  private string(body: HclObject, key: string, where: string): string {
-    const v = body[key];
-    if (typeof v !== "string") this.fail(body, key, `${this.label(key, where)} must be a string, got ${describeValue(v)}`);
-    if (v.trim() === "") this.fail(body, key, `${this.label(key, where)} must not be empty`);
-    return v;
-  }
-
-  /** Go's `strconv.ParseBool` spellings, plus the numbers 1 and 0. */
-  private bool(body: HclObject, key: string, where: string): boolean {
-    const v = body[key];
-    if (typeof v === "boolean") return v;
-    if (v === 1 || v === 0) return v === 1;
-    if (typeof v === "string") {
-      const s = v.trim().toLowerCase();
-      if (s === "true" || s === "t" || s === "1") return true;
-      if (s === "false" || s === "f" || s === "0") return false;
-    }
-    return this.fail(body, key, `${this.label(key, where)} must be true or false, got ${describeValue(v)}`);
+  /** Vault Agent blocks that leasehold lacks (`cache`, `listener`, ...) get their own message rather than "unknown key". */
+  private checkTopLevelKeys(root: HclObject): void {
+    const unknown = Object.keys(root).find((key) => !TOP_LEVEL_KEYS.includes(key));
+    if (unknown !== undefined && Object.hasOwn(NOT_SUPPORTED, unknown)) this.fail(root, unknown, `${unknown} is not supported: ${NOT_SUPPORTED[unknown]}`);
+    this.checkKeys(root, TOP_LEVEL_KEYS, "");
   }
 
   private integer(body: HclObject, key: string, where: string): number {
@@ -721,29 +690,6 @@ class AgentConfigReader {
     const name = raw.startsWith("SIG") ? raw : `SIG${raw}`;
     if (!Object.hasOwn(osConstants.signals, name)) this.fail(body, key, `${this.label(key, where)}: unknown signal ${JSON.stringify(body[key])} (such as "SIGTERM", "SIGINT", "SIGHUP")`);
     return name as NodeJS.Signals;
-  }
-
-  private url(body: HclObject, key: string, where: string): string {
-    const value = this.string(body, key, where);
-    let url: URL | undefined;
-    try {
-      url = new URL(value);
-    } catch {
-      url = undefined;
-    }
-    if (!url || (url.protocol !== "https:" && url.protocol !== "http:") || !url.host) {
-      this.fail(body, key, `${this.label(key, where)} must be a URL such as "https://leasehold.example:8200", got ${JSON.stringify(value)}`);
-    }
-    return value;
-  }
-
-  private logLevel(root: HclObject): AgentLogLevel {
-    const raw = this.string(root, "log_level", "").trim().toLowerCase();
-    const level = raw === "warning" ? "warn" : raw === "err" ? "error" : raw;
-    if (!(LOG_LEVELS as readonly string[]).includes(level)) {
-      this.fail(root, "log_level", `log_level must be one of ${LOG_LEVELS.join(", ")}, got ${JSON.stringify(root.log_level)}`);
-    }
-    return level as AgentLogLevel;
   }
 }
 

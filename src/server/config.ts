@@ -25,8 +25,8 @@
  */
 import { UserError } from "../sdk/errors.js";
 import { parseDuration } from "../sdk/durations.js";
-import { closest } from "../core/suggest.js";
-import { hclBlocks, parseHclJson, parseHclWithPositions, positionOf, describeValue, type HclBlock, type HclDocument, type HclObject, type HclValue } from "../core/hcl.js";
+import { hclBlocks, parseHclJson, parseHclWithPositions, positionOf, describeValue, type HclBlock, type HclObject, type HclValue } from "../core/hcl.js";
+import { HclConfigReader, type ConfigLogLevel } from "../core/hcl-reader.js";
 
 export interface ListenerConfig {
   /** `host:port`; IPv6 hosts in brackets (`[::1]:8200`). */
@@ -37,7 +37,7 @@ export interface ListenerConfig {
   tlsClientCaFile?: string;
 }
 
-export type LogLevel = "trace" | "debug" | "info" | "warn" | "error";
+export type LogLevel = ConfigLogLevel;
 
 export interface ServerConfig {
   storage: { type: "sqlite"; path: string; synchronous: "NORMAL" | "FULL" };
@@ -70,7 +70,6 @@ const TOP_LEVEL_KEYS = ["storage", "listener", "seal", "api_addr", "cluster_name
 const STORAGE_KEYS = ["path", "synchronous"];
 const LISTENER_KEYS = ["address", "tls_disable", "tls_cert_file", "tls_key_file", "tls_client_ca_file"];
 const SEAL_KEYS = ["key_file"];
-const LOG_LEVELS: readonly LogLevel[] = ["trace", "debug", "info", "warn", "error"];
 
 /**
  * Parses and validates a server config. JSON when `fileName` ends in `.json` or the text starts
@@ -84,21 +83,7 @@ export function loadServerConfig(text: string, fileName: string): ServerConfig {
   return new ConfigReader(fileName, doc).read(doc.value);
 }
 
-class ConfigReader {
-  constructor(
-    private readonly fileName: string,
-    private readonly doc: HclDocument | undefined,
-  ) {}
-
-  /**
-   * Throws `UserError("<file>:<line>: <message>")`, pointing at `key` in `node` (or at `node`);
-   * without a node (something missing from the whole file) the message has no line.
-   */
-  private fail(node: object | undefined, key: string | undefined, message: string): never {
-    const pos = node && positionOf(this.doc, node, key);
-    throw new UserError(`${this.fileName}${pos ? `:${pos.line}` : ""}: ${message}`);
-  }
-
+class ConfigReader extends HclConfigReader {
   read(root: HclObject): ServerConfig {
     this.checkKeys(root, TOP_LEVEL_KEYS, "");
 
@@ -129,7 +114,7 @@ class ConfigReader {
     if (sealBlocks.length > 1) this.fail(sealBlocks[1].body, undefined, `only one seal block is allowed (found ${sealBlocks.length})`);
     const seal = sealBlocks.length ? this.seal(sealBlocks[0]) : undefined;
 
-    const apiAddr = root.api_addr === undefined ? undefined : this.url(root, "api_addr");
+    const apiAddr = root.api_addr === undefined ? undefined : this.url(root, "api_addr", "");
     const clusterName = root.cluster_name === undefined ? DEFAULT_CLUSTER_NAME : this.string(root, "cluster_name", "");
     const defaultLeaseTtl = root.default_lease_ttl === undefined ? DEFAULT_LEASE_TTL_SECONDS : this.duration(root, "default_lease_ttl");
     const maxLeaseTtl = root.max_lease_ttl === undefined ? DEFAULT_LEASE_TTL_SECONDS : this.duration(root, "max_lease_ttl");
@@ -231,38 +216,6 @@ class ConfigReader {
 
   // ---- values ----
 
-  private checkKeys(body: HclObject, known: string[], where: string): void {
-    for (const key of Object.keys(body)) {
-      if (known.includes(key)) continue;
-      const suggestion = closest(key, known);
-      this.fail(body, key, `unknown key ${JSON.stringify(key)}${where ? ` in ${where}` : ""}${suggestion ? ` (did you mean ${JSON.stringify(suggestion)}?)` : ""}`);
-    }
-  }
-
-  private label(key: string, where: string): string {
-    return where ? `${where}: ${key}` : key;
-  }
-
-  private string(body: HclObject, key: string, where: string): string {
-    const v = body[key];
-    if (typeof v !== "string") this.fail(body, key, `${this.label(key, where)} must be a string, got ${describeValue(v)}`);
-    if (v.trim() === "") this.fail(body, key, `${this.label(key, where)} must not be empty`);
-    return v;
-  }
-
-  /** Go's `strconv.ParseBool` spellings, plus the numbers 1 and 0 (Vault configs write `tls_disable = 1`). */
-  private bool(body: HclObject, key: string, where: string): boolean {
-    const v = body[key];
-    if (typeof v === "boolean") return v;
-    if (v === 1 || v === 0) return v === 1;
-    if (typeof v === "string") {
-      const s = v.trim().toLowerCase();
-      if (s === "true" || s === "t" || s === "1") return true;
-      if (s === "false" || s === "f" || s === "0") return false;
-    }
-    return this.fail(body, key, `${this.label(key, where)} must be true or false, got ${describeValue(v)}`);
-  }
-
   private duration(body: HclObject, key: string): number {
     const v: HclValue = body[key];
     let seconds: number;
@@ -290,28 +243,5 @@ class ConfigReader {
       this.fail(body, "address", `${where}: address must be host:port, such as "127.0.0.1:8200", "0.0.0.0:8200" or "[::1]:8200", got ${JSON.stringify(address)}`);
     }
     return address;
-  }
-
-  private url(body: HclObject, key: string): string {
-    const value = this.string(body, key, "");
-    let url: URL | undefined;
-    try {
-      url = new URL(value);
-    } catch {
-      url = undefined;
-    }
-    if (!url || (url.protocol !== "https:" && url.protocol !== "http:") || !url.host) {
-      this.fail(body, key, `${key} must be a URL such as "https://leasehold.example:8200", got ${JSON.stringify(value)}`);
-    }
-    return value;
-  }
-
-  private logLevel(root: HclObject): LogLevel {
-    const raw = this.string(root, "log_level", "").trim().toLowerCase();
-    const level = raw === "warning" ? "warn" : raw === "err" ? "error" : raw;
-    if (!(LOG_LEVELS as readonly string[]).includes(level)) {
-      this.fail(root, "log_level", `log_level must be one of ${LOG_LEVELS.join(", ")}, got ${JSON.stringify(root.log_level)}`);
-    }
-    return level as LogLevel;
   }
 }
