@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { NotFound, PermissionDenied, policiesUnchanged } from "../../../src/sdk/index.js";
 import type { Backend, HandlerRequest, PluginFactory } from "../../../src/sdk/index.js";
+import { ConfigCache } from "../shared/config-cache.js";
 import { NamedRecords } from "../shared/roles.js";
 import { buildValidator, checkedValidator, configFromInput, configSchema, configView, loadConfig, type Validator } from "./config.js";
 import { loginPath } from "./paths/login.js";
@@ -19,16 +20,11 @@ export const jwtPlugin: PluginFactory = {
     const roles = new NamedRecords<JwtRole>(ctx.storage, "role/");
     const logger = ctx.logger.child({ auth: ctx.mount.path });
     // Built on first use and on every config write; keeps the JWKS cache for the mount's life.
-    let current: Promise<Validator | undefined> | undefined;
-    const validator = () =>
-      (current ??= loadConfig(ctx.storage).then((cfg) => (cfg ? buildValidator(cfg, logger) : undefined)).catch((err: unknown) => {
-        current = undefined;
-        throw err;
-      }));
+    const validator = new ConfigCache<Validator>(() => loadConfig(ctx.storage).then((cfg) => (cfg ? buildValidator(cfg, logger) : undefined)));
 
     return {
       paths: [
-        loginPath(roles, validator),
+        loginPath(roles, () => validator.get()),
         {
           pattern: "config",
           operations: {
@@ -45,7 +41,7 @@ export const jwtPlugin: PluginFactory = {
                 const cfg = configFromInput(r.data as z.infer<typeof configSchema>);
                 const v = await checkedValidator(cfg, logger);
                 await ctx.storage.putJSON("config", cfg);
-                current = Promise.resolve(v);
+                validator.set(v);
               },
               summary: "Configure how tokens are verified (exactly one of oidc_discovery_url, jwks_url, jwt_validation_pubkeys).",
             },

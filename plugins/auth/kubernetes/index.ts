@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { NotFound, PermissionDenied, policiesUnchanged } from "../../../src/sdk/index.js";
 import type { Backend, HandlerRequest, PluginFactory } from "../../../src/sdk/index.js";
+import { ConfigCache } from "../shared/config-cache.js";
 import { KeySet, staticKeySource } from "../shared/jwt.js";
 import { NamedRecords } from "../shared/roles.js";
 import { configFromInput, configSchema, configView, type KubeConfig } from "./config.js";
@@ -23,16 +24,11 @@ export const kubernetesPlugin: PluginFactory = {
   async create(ctx): Promise<Backend> {
     const roles = new NamedRecords<KubeRole>(ctx.storage, "role/");
     const logger = ctx.logger.child({ auth: ctx.mount.path });
-    let current: Promise<KubeState | undefined> | undefined;
-    const state = () =>
-      (current ??= ctx.storage.getJSON<KubeConfig>("config").then((c) => (c ? stateOf(c) : undefined)).catch((err: unknown) => {
-        current = undefined;
-        throw err;
-      }));
+    const state = new ConfigCache<KubeState>(() => ctx.storage.getJSON<KubeConfig>("config").then((c) => (c ? stateOf(c) : undefined)));
 
     return {
       paths: [
-        loginPath(roles, state, logger),
+        loginPath(roles, () => state.get(), logger),
         {
           pattern: "config",
           operations: {
@@ -48,7 +44,7 @@ export const kubernetesPlugin: PluginFactory = {
               handler: async (r: HandlerRequest) => {
                 const cfg = configFromInput(r.data as z.infer<typeof configSchema>);
                 await ctx.storage.putJSON("config", cfg);
-                current = Promise.resolve(stateOf(cfg));
+                state.set(stateOf(cfg));
               },
               summary: "Configure the cluster: API host, CA, reviewer token, optional local verification keys.",
             },

@@ -138,6 +138,36 @@ function generatableSpec(type: string | undefined, bits: number | undefined): { 
   return spec as { type: KeyType; bits: number };
 }
 
+/**
+ * What root/generate and intermediate/generate both take from the request: the key handling from
+ * the path, then the subject, SANs and key spec, checked before any key is generated.
+ */
+function newCaRequest(req: HandlerRequest<Partial<SubjectData>>): { exported: boolean; subject: Buffer; sans: AltNames; spec: { type: KeyType; bits: number } } {
+  const d = req.data;
+  const exported = exportType(req) === "exported";
+  checkUnsupported(d);
+  const subject = caSubject(d);
+  const sans = caSans(d);
+  const spec = generatableSpec(d.key_type, d.key_bits);
+  return { exported, subject, sans, spec };
+}
+
+/** NotBefore and NotAfter of a new CA certificate: ttl or not_after within the mount's TTLs, and within the signing issuer's own validity when there is one. */
+function caValidity(req: HandlerRequest<Partial<SubjectData>>, warnings: string[], issuer?: LoadedIssuer): { notBefore: Date; notAfter: Date } {
+  const d = req.data;
+  const ttls = req.mount.config;
+  return validity({
+    now: Date.now(),
+    requestedTtl: d.ttl,
+    notAfter: d.not_after,
+    defaultTtl: ttls.defaultLeaseTtl,
+    maxTtl: ttls.maxLeaseTtl,
+    notBeforeDuration: d.not_before_duration ?? 30,
+    issuer,
+    warnings,
+  });
+}
+
 function keyFieldsOut(key: GeneratedKey, exported: boolean, d: { private_key_format?: "der" | "pkcs8" | "" }, format: "pem" | "der" | "pem_bundle"): Record<string, unknown> {
   return exported ? { private_key: privateKeyOutput(key, d.private_key_format ?? "der", format), private_key_type: key.spec.type } : {};
 }
@@ -208,22 +238,9 @@ export function caPaths(engine: PkiEngine): PathDefinition[] {
     summary: "Generate a self-signed root CA; `exported` returns its private key once.",
     handler: async (req: HandlerRequest<z.infer<typeof rootSchema>>): Promise<HandlerResponse> => {
       const d = req.data;
-      const exported = exportType(req) === "exported";
-      checkUnsupported(d);
-      const subject = caSubject(d);
-      const sans = caSans(d);
-      const spec = generatableSpec(d.key_type, d.key_bits);
+      const { exported, subject, sans, spec } = newCaRequest(req);
       const warnings: string[] = [];
-      const ttls = req.mount.config;
-      const { notBefore, notAfter } = validity({
-        now: Date.now(),
-        requestedTtl: d.ttl,
-        notAfter: d.not_after,
-        defaultTtl: ttls.defaultLeaseTtl,
-        maxTtl: ttls.maxLeaseTtl,
-        notBeforeDuration: d.not_before_duration ?? 30,
-        warnings,
-      });
+      const { notBefore, notAfter } = caValidity(req, warnings);
       const key = await generateKey(spec);
       const signer = signerFor(key.privateKey, d.signature_bits ?? 0);
       const urls = await engine.aiaUrls();
@@ -275,11 +292,8 @@ export function caPaths(engine: PkiEngine): PathDefinition[] {
     summary: "Generate an intermediate CA key and a CSR for it; `exported` returns the key once.",
     handler: async (req: HandlerRequest<z.infer<typeof intermediateSchema>>): Promise<HandlerResponse> => {
       const d = req.data;
-      const exported = exportType(req) === "exported";
-      checkUnsupported(d);
-      const subject = caSubject(d);
-      const sans = caSans(d);
-      const key = await generateKey(generatableSpec(d.key_type, d.key_bits));
+      const { exported, subject, sans, spec } = newCaRequest(req);
+      const key = await generateKey(spec);
       const signer = signerFor(key.privateKey, d.signature_bits ?? 0);
       const csr = await buildCsr({
         subject,
@@ -336,17 +350,7 @@ export function caPaths(engine: PkiEngine): PathDefinition[] {
         if (requested >= 0 && requested < pathLen) pathLen = requested;
         else if (requested > pathLen) warnings.push(`max_path_length capped to ${pathLen} by the issuer's own path length`);
       } else if (requested >= 0) pathLen = requested;
-      const ttls = req.mount.config;
-      const { notBefore, notAfter } = validity({
-        now: Date.now(),
-        requestedTtl: d.ttl,
-        notAfter: d.not_after,
-        defaultTtl: ttls.defaultLeaseTtl,
-        maxTtl: ttls.maxLeaseTtl,
-        notBeforeDuration: d.not_before_duration ?? 30,
-        issuer,
-        warnings,
-      });
+      const { notBefore, notAfter } = caValidity(req, warnings, issuer);
       let ski = keyIdentifier(csr.publicKeyBits);
       if (d.skid) {
         const hex = d.skid.replace(/[:\s-]/g, "");
