@@ -53,6 +53,20 @@ describe("unauthenticated fetches", () => {
     expect((await raw.text()).trim()).toBe(leaf.certificate);
   });
 
+  it("serves an issuer's certificate as JSON, PEM and DER without a token, as Vault does", async () => {
+    const json = await call(base, "GET", "pki/issuer/default/json");
+    expect(json.status).toBe(200);
+    expect(json.body.data.certificate.trim()).toBe(rootPem);
+    const id = json.body.data.issuer_id as string;
+    expect((await (await fetch(`${base}/v1/pki/issuer/${id}/pem`)).text()).trim()).toBe(rootPem);
+    const der = await fetch(`${base}/v1/pki/issuer/default/der`);
+    expect(der.headers.get("content-type")).toBe("application/pkix-cert");
+    expect(new X509Certificate(Buffer.from(await der.arrayBuffer())).toString().trim()).toBe(rootPem);
+    // The issuer's configuration is not public: only those three forms are.
+    expect((await call(base, "GET", "pki/issuer/default")).status).toBe(403);
+    expect((await call(base, "POST", "pki/issuer/default", { body: { issuer_name: "x" } })).status).toBe(403);
+  });
+
   it("keeps everything else behind a token", async () => {
     for (const [method, path] of [
       ["GET", "pki/certs?list=true"],

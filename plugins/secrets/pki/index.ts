@@ -32,7 +32,8 @@ export const pkiPlugin: PluginFactory = {
     );
     return {
       paths: [...issuePaths(engine), ...rolePaths(engine), ...caPaths(engine), ...fetchPaths(engine), ...revokePaths(engine), ...ocspPaths(engine), ...configPaths(engine), ...tidyPaths(engine)],
-      unauthenticatedPaths: ["ca", "ca/pem", "ca_chain", "crl", "crl/pem", "ocsp*", "cert/*", "issuers", "issuers/"],
+      // As Vault: what relying parties fetch (CA certificates, CRLs, OCSP, issued certificates) needs no token.
+      unauthenticatedPaths: ["ca", "ca/pem", "ca_chain", "crl", "crl/pem", "ocsp*", "cert/*", "issuers", "issuers/", "issuer/+/json", "issuer/+/pem", "issuer/+/der"],
       rootPaths: ["root"],
       secretTypes: { [CERT_SECRET_TYPE]: certSecretType(engine) },
       async close() {
