@@ -81,7 +81,9 @@ async function readBody(c: Context<Env>): Promise<Record<string, unknown>> {
   if (isBinaryMediaType(mime)) return body.length ? { [RAW_BODY_FIELD]: { content_type: mime, base64: body.toString("base64") } } : {};
   const text = body.toString("utf8");
   if (text.trim() === "") return {};
-  if (mime === "application/x-www-form-urlencoded") {
+  // As Vault: a form only when declared as one and not looking like JSON, because `curl --data
+  // @payload.json` (Vault's own documentation) sends JSON with the form content type.
+  if (mime === "application/x-www-form-urlencoded" && !/^\s*[[{]/.test(text)) {
     return Object.fromEntries(new URLSearchParams(text));
   }
   let parsed: unknown;

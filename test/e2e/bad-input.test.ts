@@ -282,6 +282,17 @@ describe("bad input", () => {
     expect(auth.num_uses).toBe(3);
   });
 
+  it("reads JSON sent with the form content type as JSON, as Vault does (curl --data @payload.json)", async () => {
+    const w = await rawRequest(base, "POST", "/v1/secret/data/curl-form", {
+      token: "root",
+      body: '  {"data": {"user": "app", "n": 2}}',
+      headers: { "Content-Type": "application/x-www-form-urlencoded" },
+    });
+    expect(w.status, w.text).toBe(200);
+    const r = await rawRequest(base, "GET", "/v1/secret/data/curl-form", { token: "root" });
+    expect(JSON.parse(r.text).data.data).toEqual({ user: "app", n: 2 });
+  });
+
   it("refuses a body over 32 MiB with 413 and keeps serving", async () => {
     const big = Buffer.alloc(32 * 1024 * 1024 + 1024, 0x61);
     big.write('{"data":{"x":"');
