@@ -52,6 +52,28 @@ export const LEASE_ROWID_MIGRATION = [
   ...LEASE_MIGRATIONS.slice(1),
 ].join(";\n");
 
+/**
+ * Lease counts per mount and state, kept by triggers in the same transaction as each change, so
+ * `sys/leases/count` and the metrics scrape read a few rows instead of grouping the whole table
+ * (about 0.2 s at a million leases, on the event loop). Appended after the rowid migration.
+ */
+export const LEASE_COUNTS_MIGRATION = `
+  CREATE TABLE lease_counts (mount TEXT NOT NULL, state TEXT NOT NULL, n INTEGER NOT NULL, PRIMARY KEY (mount, state));
+  INSERT INTO lease_counts (mount, state, n) SELECT mount, state, COUNT(*) FROM leases GROUP BY mount, state;
+  CREATE TRIGGER lease_counts_insert AFTER INSERT ON leases BEGIN
+    INSERT OR IGNORE INTO lease_counts (mount, state, n) VALUES (NEW.mount, NEW.state, 0);
+    UPDATE lease_counts SET n = n + 1 WHERE mount = NEW.mount AND state = NEW.state;
+  END;
+  CREATE TRIGGER lease_counts_delete AFTER DELETE ON leases BEGIN
+    UPDATE lease_counts SET n = n - 1 WHERE mount = OLD.mount AND state = OLD.state;
+  END;
+  CREATE TRIGGER lease_counts_update AFTER UPDATE OF mount, state ON leases
+  WHEN OLD.mount IS NOT NEW.mount OR OLD.state IS NOT NEW.state BEGIN
+    UPDATE lease_counts SET n = n - 1 WHERE mount = OLD.mount AND state = OLD.state;
+    INSERT OR IGNORE INTO lease_counts (mount, state, n) VALUES (NEW.mount, NEW.state, 0);
+    UPDATE lease_counts SET n = n + 1 WHERE mount = NEW.mount AND state = NEW.state;
+  END`;
+
 const COLUMNS = [
   "id", "kind", "mount", "path", "role", "secret_type", "internal", "issue_time", "expire_time", "max_expire_time", "last_renewal",
   "renewable", "token_accessor", "auth_mount", "display_name", "metadata", "entity_id", "state", "revoke_attempts", "revoke_error", "due_at",
@@ -109,9 +131,10 @@ export class SqliteLeaseStore implements LeaseStore {
         (["pending", "revoking", "irrevocable"] as const).map((st) => [st, db.prepare<[string, number], { id: string }>(`SELECT id FROM leases INDEXED BY leases_${st} WHERE state = '${st}' AND id > ? ORDER BY id LIMIT ?`)]),
       ) as Record<Exclude<LeaseState, "active">, Database.Statement<[string, number], { id: string }>>,
       inStateActive: db.prepare<[string, number], { id: string }>("SELECT id FROM leases WHERE state = 'active' AND id > ? ORDER BY id LIMIT ?"),
-      byState: db.prepare<[], { state: string; n: number }>("SELECT state, COUNT(*) AS n FROM leases GROUP BY state"),
-      byMount: db.prepare<[], { mount: string; n: number }>("SELECT mount, COUNT(*) AS n FROM leases GROUP BY mount"),
-      byMountState: db.prepare<[], { mount: string; state: string; n: number }>("SELECT mount, state, COUNT(*) AS n FROM leases GROUP BY mount, state"),
+      byState: db.prepare<[], { state: string; n: number }>("SELECT state, SUM(n) AS n FROM lease_counts GROUP BY state HAVING SUM(n) > 0"),
+      byMount: db.prepare<[], { mount: string; n: number }>("SELECT mount, SUM(n) AS n FROM lease_counts GROUP BY mount HAVING SUM(n) > 0"),
+      byMountState: db.prepare<[], { mount: string; state: string; n: number }>("SELECT mount, state, n FROM lease_counts WHERE n > 0"),
+      total: db.prepare<[], { n: number | null }>("SELECT SUM(n) AS n FROM lease_counts"),
     };
   }
 
@@ -149,6 +172,8 @@ export class SqliteLeaseStore implements LeaseStore {
 
   async count(filter: LeaseFilter): Promise<number> {
     const w = where(filter);
+    // No condition at all: the trigger-kept totals answer without a scan.
+    if (w.params.length === 0) return this.stmts.total.get()?.n ?? 0;
     return (this.db.prepare(`SELECT COUNT(*) AS n FROM leases WHERE ${w.sql}`).get(...w.params) as { n: number }).n;
   }
 

@@ -45,6 +45,8 @@ describe("SqliteStorage migrations", () => {
       for (const t of tables) expect(t.sql).not.toMatch(/WITHOUT ROWID/i);
       const indexes = (store.db.prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'leases' AND sql IS NOT NULL").all() as { name: string }[]).map((i) => i.name).sort();
       expect(indexes).toEqual(["leases_due", "leases_identity", "leases_irrevocable", "leases_mount_role", "leases_pending", "leases_revoking", "leases_token"]);
+      // The counts table starts from what the old store held.
+      expect(await store.leases.stats()).toEqual({ byState: { active: 1 }, byMount: { "database/": 1 } });
       await store.put("sys/token/id/abc", Buffer.from("again"));
       expect((await store.get("sys/token/id/abc"))?.toString()).toBe("again");
     } finally {
@@ -54,5 +56,33 @@ describe("SqliteStorage migrations", () => {
     const again = new SqliteStorage({ path });
     expect((await again.get("sys/token/id/abc"))?.toString()).toBe("again");
     await again.close();
+  });
+
+  it("keeps lease counts by mount and state equal to a full count through inserts, updates and deletes", async () => {
+    const store = new SqliteStorage({ path: ":memory:" });
+    const truth = () =>
+      store.db.prepare("SELECT mount, state, COUNT(*) AS n FROM leases GROUP BY mount, state ORDER BY mount, state").all() as { mount: string; state: string; n: number }[];
+    const kept = async () => [...(await store.leases.countsByMountAndState())].sort((a, b) => (a.mount + a.state < b.mount + b.state ? -1 : 1));
+    const row = (id: string, mount: string, state: "pending" | "active") => ({
+      id, kind: "secret" as const, mount, path: id.slice(0, id.lastIndexOf("/")), role: "r", secret_type: "creds", internal: Buffer.from("x"),
+      issue_time: 1, expire_time: 2, max_expire_time: 3, last_renewal: null, renewable: 1 as const, token_accessor: "", auth_mount: "", display_name: "",
+      metadata: "{}", entity_id: "", state, revoke_attempts: 0, revoke_error: null, due_at: 2,
+    });
+    try {
+      for (let i = 0; i < 30; i++) await store.leases.insert(row(`m${i % 3}/creds/r/${i}`, `m${i % 3}/`, i % 2 ? "active" : "pending"));
+      expect(await kept()).toEqual(truth());
+      for (let i = 0; i < 30; i += 4) await store.leases.update(`m${i % 3}/creds/r/${i}`, { state: "revoking" });
+      for (let i = 1; i < 30; i += 5) await store.leases.update(`m${i % 3}/creds/r/${i}`, { due_at: 9 }); // not a counted column
+      for (let i = 2; i < 30; i += 3) await store.leases.delete(`m${i % 3}/creds/r/${i}`);
+      expect(await kept()).toEqual(truth());
+      expect(await store.leases.count({})).toBe((store.db.prepare("SELECT COUNT(*) AS n FROM leases").get() as { n: number }).n);
+      const stats = await store.leases.stats();
+      expect(Object.values(stats.byMount).reduce((a, b) => a + b, 0)).toBe(await store.leases.count({}));
+      // Mounts with nothing left are not reported.
+      for (let i = 0; i < 30; i += 3) await store.leases.delete(`m0/creds/r/${i}`);
+      expect((await store.leases.stats()).byMount["m0/"]).toBeUndefined();
+    } finally {
+      await store.close();
+    }
   });
 });

@@ -1,5 +1,5 @@
 import Database from "better-sqlite3";
-import { LEASE_MIGRATIONS, LEASE_ROWID_MIGRATION, SqliteLeaseStore } from "./sqlite-leases.js";
+import { LEASE_COUNTS_MIGRATION, LEASE_MIGRATIONS, LEASE_ROWID_MIGRATION, SqliteLeaseStore } from "./sqlite-leases.js";
 import { immediateChildren, type LeaseStore, type PhysicalStorage } from "./types.js";
 
 /** Schema migrations, applied in order and recorded in `schema_migrations`. Append only. */
@@ -15,6 +15,7 @@ const MIGRATIONS: string[] = [
    DROP TABLE kv;
    ALTER TABLE kv_rowid RENAME TO kv`,
   LEASE_ROWID_MIGRATION,
+  LEASE_COUNTS_MIGRATION,
 ];
 
 export interface SqliteOptions {
