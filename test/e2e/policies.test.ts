@@ -179,6 +179,26 @@ describe("ACL policies end to end", () => {
     expect((await call(base, "GET", "secret/data/svc1/other", { token: t })).status).toBe(403);
   });
 
+  it("sys/internal/ui/mounts shows a token only the mounts it can do something under, as Vault does", async () => {
+    await root("POST", "sys/mounts/hidden-kv", { type: "kv", options: { version: "2" } });
+    await putPolicy("ui-mounts", 'path "secret/data/app/*" { capabilities = ["read"] }');
+    const token = await tokenWith("ui-mounts");
+    const list = await call(base, "GET", "sys/internal/ui/mounts", { token });
+    expect(list.status).toBe(200);
+    // sys/ too: the default policy grants paths under it (sys/capabilities-self, sys/leases/renew, ...).
+    expect(Object.keys(list.body.data.secret).sort()).toEqual(["secret/", "sys/"]);
+    const one = await call(base, "GET", "sys/internal/ui/mounts/secret/app/x", { token });
+    expect(one.status).toBe(200);
+    expect(one.body.data).toMatchObject({ path: "secret/", type: "kv", options: { version: "2" } });
+    // A mount it has no access under answers like one that does not exist, so mounts cannot be probed.
+    const hidden = await call(base, "GET", "sys/internal/ui/mounts/hidden-kv/x", { token });
+    const missing = await call(base, "GET", "sys/internal/ui/mounts/nowhere/x", { token });
+    expect(hidden.status).toBe(403);
+    expect(missing.status).toBe(403);
+    expect(hidden.body.errors[0]).toMatch(/preflight capability check returned 403/);
+    expect(Object.keys((await root("GET", "sys/internal/ui/mounts")).body.data.secret)).toContain("hidden-kv/");
+  });
+
   it("answers sys/capabilities-self and sys/capabilities", async () => {
     await putPolicy("caps", 'path "secret/data/caps/*" { capabilities = ["read", "list", "update"] }\npath "secret/data/caps/no" { capabilities = ["deny"] }');
     const t = await tokenWith("caps");

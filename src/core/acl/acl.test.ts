@@ -298,3 +298,23 @@ describe("ACL with the default policy", () => {
     expect(acl.capabilities("secret/data/app")).toEqual(["deny"]);
   });
 });
+
+describe("ACL: access under a mount (sys/internal/ui/mounts)", () => {
+  it("is granted by a rule on the mount, under it, or a + rule whose leading segments match", () => {
+    expect(aclOf({ "secret/*": ["read"] }).hasAccessUnder("secret/")).toBe(true);
+    expect(aclOf({ "secret/data/app/*": ["read"] }).hasAccessUnder("secret/")).toBe(true);
+    expect(aclOf({ "secret/data/app": ["read"] }).hasAccessUnder("secret/")).toBe(true);
+    expect(aclOf({ "+/creds/app": ["read"] }).hasAccessUnder("database/")).toBe(true);
+    expect(aclOf({ "data*": ["read"] }).hasAccessUnder("database/")).toBe(true);
+    expect(aclOf({ "team/+/x": ["read"] }).hasAccessUnder("team/kv/")).toBe(true);
+  });
+
+  it("is refused for other mounts, for deny-only rules, and for an empty ACL", () => {
+    expect(aclOf({ "secret/data/app/*": ["read"] }).hasAccessUnder("database/")).toBe(false);
+    expect(aclOf({ "secretive/*": ["read"] }).hasAccessUnder("secret/")).toBe(false);
+    expect(aclOf({ "secret/data/*": ["deny"] }).hasAccessUnder("secret/")).toBe(false);
+    expect(aclOf({ "team/+/x": ["read"] }).hasAccessUnder("other/kv/")).toBe(false);
+    expect(new ACL([]).hasAccessUnder("secret/")).toBe(false);
+    expect(ACL.root().hasAccessUnder("anything/")).toBe(true);
+  });
+});

@@ -90,6 +90,39 @@ export class ACL {
   }
 
   /**
+   * Whether the token may do anything at all at or under `path` (a mount path such as
+   * `secret/`): Vault's check before `sys/internal/ui/mounts` tells a token about a mount. True
+   * when the rule deciding `path` grants something, or when any rule for a path under it does
+   * (an exact or `*` rule starting with `path`, or a `+` rule whose leading segments match it).
+   */
+  hasAccessUnder(rawPath: string): boolean {
+    if (this.isRoot) return true;
+    const path = rawPath.replace(/^\/+/, "");
+    const grants = (caps: readonly Capability[]) => caps.length > 0 && !caps.includes("deny");
+    const decided = this.decide(path, false);
+    if (decided && grants(decided.capabilities)) return true;
+    for (const [pattern, caps] of this.exact) if (pattern.startsWith(path) && grants(caps)) return true;
+    const mountSegments = path.replace(/\/+$/, "").split("/");
+    for (const rule of this.wildcards) {
+      if (!grants(rule.capabilities)) continue;
+      if (rule.segmentWildcards === 0) {
+        if (rule.stem.startsWith(path)) return true;
+        continue;
+      }
+      const ruleSegments = rule.stem.split("/");
+      const leading = mountSegments.every((seg, i) => {
+        const r = ruleSegments[i];
+        if (r === undefined) return rule.isPrefix;
+        if (r === "+") return seg !== "";
+        // The last segment of a `*` rule is a prefix of the path's segment.
+        return rule.isPrefix && i === ruleSegments.length - 1 ? seg.startsWith(r) : r === seg;
+      });
+      if (leading) return true;
+    }
+    return false;
+  }
+
+  /**
    * The rule that decides `path` (the pattern as written in the policy and its merged
    * capabilities), or undefined when nothing matches. For audit logs and debugging.
    * Root tokens have no rule.

@@ -1,8 +1,10 @@
 import { z } from "zod";
-import { NotFound, UserError, zBool, zDuration, zStringMap } from "../../sdk/index.js";
+import { NotFound, PermissionDenied, UserError, zBool, zDuration, zStringMap } from "../../sdk/index.js";
 import type { PathDefinition } from "../../sdk/types.js";
 import type { Core } from "../core.js";
 import { normaliseMountPath, type MountEntry } from "../mounts.js";
+import { currentRequest } from "../request-context.js";
+import type { TokenEntry } from "../tokens.js";
 
 const mountConfigSchema = z
   .object({
@@ -144,12 +146,16 @@ export function mountsPaths(core: Core): PathDefinition[] {
       pattern: "internal/ui/mounts",
       operations: {
         read: {
-          handler: async () => ({
-            data: {
-              secret: Object.fromEntries(core.mounts.list("secrets").map((e) => [e.path, describeMount(e)])),
-              auth: Object.fromEntries(core.mounts.list("auth").map((e) => [e.path.slice(5), describeMount(e)])),
-            },
-          }),
+          // As Vault: a token sees the mounts it can do something under (root sees all).
+          handler: async (req) => {
+            const visible = await mountVisibility(core, currentRequest(req).tokenEntry);
+            return {
+              data: {
+                secret: Object.fromEntries(core.mounts.list("secrets").filter((e) => visible(e.path)).map((e) => [e.path, describeMount(e)])),
+                auth: Object.fromEntries(core.mounts.list("auth").filter((e) => visible(e.path)).map((e) => [e.path.slice(5), describeMount(e)])),
+              },
+            };
+          },
         },
       },
     },
@@ -160,11 +166,22 @@ export function mountsPaths(core: Core): PathDefinition[] {
           handler: async (req) => {
             const target = req.params.path.replace(/^\/+/, "");
             const m = core.mounts.resolve(target.endsWith("/") ? target : target + "/") ?? core.mounts.resolve(target);
-            if (!m || m.entry.builtin) throw new UserError(`preflight capability check returned 403, please ensure client's policies grant access to path "${target}"`);
+            const visible = await mountVisibility(core, currentRequest(req).tokenEntry);
+            if (!m || m.entry.builtin || !visible(m.entry.path)) {
+              throw new PermissionDenied(`preflight capability check returned 403, please ensure client's policies grant access to path "${target}"`);
+            }
             return { data: { ...describeMount(m.entry), path: m.entry.path.replace(/^auth\//, "") } };
           },
         },
       },
     },
   ];
+}
+
+/** Which mount paths a token may learn about: root all; others those it can do something under. */
+async function mountVisibility(core: Core, entry: TokenEntry | undefined): Promise<(mountPath: string) => boolean> {
+  if (!entry) return () => false;
+  if (entry.policies.includes("root")) return () => true;
+  const acl = await core.policies.aclFor(entry.policies);
+  return (mountPath) => acl.hasAccessUnder(mountPath);
 }
