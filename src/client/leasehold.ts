@@ -16,7 +16,7 @@ import { ClientConfigError } from "./errors.js";
 import { LeaseKeeper, type LeaseKeeperEvents } from "./lease-keeper.js";
 import { clientOptionsFromSettings, resolveClientSettings } from "./settings.js";
 import { TokenKeeper } from "./token-keeper.js";
-import type { VaultAuth, VaultListData, VaultResponse } from "./types.js";
+import type { VaultAuth, VaultResponse } from "./types.js";
 
 export interface LeaseholdOptions extends Partial<ClientOptions> {
   /** Where `LEASEHOLD_*`/`VAULT_*` settings are read from; `process.env` by default. Options win over it. */
@@ -80,7 +80,8 @@ export class Leasehold {
   readonly client: LeaseholdClient;
   private tokenKeeper: TokenKeeper | undefined;
   private readonly origins = new WeakMap<object, Origin>();
-  private readonly watches = new Set<LeaseKeeper<never>>();
+  /** The running watches (any secret type: only stopping and re-planning are needed here). */
+  private readonly watches = new Set<Pick<LeaseKeeper<unknown>, "stop" | "reschedule">>();
   /** Lease ids this client obtained, for `close({ revoke: true })`. */
   private readonly obtained = new Set<string>();
   private readonly minBackoffMs: number;
@@ -224,8 +225,7 @@ export class Leasehold {
       onReplaced: options.onReplaced,
       onError: options.onError,
     }).start();
-    const erased = keeper as unknown as LeaseKeeper<never>;
-    this.watches.add(erased);
+    this.watches.add(keeper);
     return {
       get current() {
         return keeper.current;
@@ -234,7 +234,7 @@ export class Leasehold {
         return keeper.expiry;
       },
       stop: async () => {
-        this.watches.delete(erased);
+        this.watches.delete(keeper);
         await keeper.stop();
       },
     };
@@ -296,4 +296,3 @@ function mountOf(mount: string | undefined, fallback: string): string {
   return trim(mount ?? fallback) || fallback;
 }
 
-export type { VaultListData };
