@@ -87,7 +87,10 @@ export class AgentSecrets implements SecretSource {
     await Promise.all([...this.entries.values()].map((e) => e.keeper?.stop()));
   }
 
-  /** Drops every secret (after a failed render pass the next pass fetches afresh). */
+  /**
+   * The current value of a request: from its keeper, or fetched the first time and kept from then
+   * on. A failed first fetch is forgotten, so the next render pass tries again.
+   */
   private async get(kind: "read" | "write" | "pkiCert", path: string, data: Record<string, string>): Promise<SecretResult> {
     if (this.stopping.signal.aborted) throw new AbortError();
     const key = JSON.stringify([kind, path, Object.entries(data).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))]);
