@@ -1,0 +1,29 @@
+import { createECDH, generateKeyPairSync, verify } from "node:crypto";
+import { describe, expect, it } from "vitest";
+import { cryptoWorker } from "./worker.js";
+
+describe("the PKI crypto worker", () => {
+  it("hands out distinct, valid P-256 key pairs", async () => {
+    const keys = await Promise.all(Array.from({ length: 150 }, () => cryptoWorker.p256Key()));
+    const scalars = new Set(keys.map((k) => k.d.toString("hex")));
+    expect(scalars.size).toBe(150);
+    for (const { d, point } of keys.slice(0, 20)) {
+      const ecdh = createECDH("prime256v1");
+      ecdh.setPrivateKey(d);
+      expect(ecdh.getPublicKey().equals(point)).toBe(true); // the point belongs to the scalar
+      expect(point[0]).toBe(0x04);
+      expect(point.length).toBe(65);
+    }
+  });
+
+  it("signs with each issuer key it is handed, and the signatures verify", async () => {
+    const a = generateKeyPairSync("ec", { namedCurve: "P-256" });
+    const b = generateKeyPairSync("ec", { namedCurve: "P-256" });
+    const data = Buffer.from("a TBS certificate");
+    const [sa, sb, sa2] = await Promise.all([cryptoWorker.sign("sha256", data, a.privateKey), cryptoWorker.sign("sha256", data, b.privateKey), cryptoWorker.sign("sha256", data, a.privateKey)]);
+    expect(verify("sha256", data, a.publicKey, sa)).toBe(true);
+    expect(verify("sha256", data, b.publicKey, sb)).toBe(true);
+    expect(verify("sha256", data, b.publicKey, sa)).toBe(false);
+    expect(verify("sha256", data, a.publicKey, sa2)).toBe(true);
+  });
+});
