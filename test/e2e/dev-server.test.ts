@@ -5,70 +5,14 @@
  */
 import { randomBytes, X509Certificate } from "node:crypto";
 import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { request } from "node:https";
 import type { TLSSocket } from "node:tls";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { generateDevTls, type DevTlsFiles } from "../../src/server/dev-tls.js";
 import type { RunningServer } from "../../src/server/run.js";
+import { httpsCall } from "../auth/helpers/https.js";
 import { startTestServer } from "../helpers/server.js";
-
-interface HttpsResult {
-  status: number;
-  headers: Record<string, string | string[] | undefined>;
-  text: string;
-  body: any; // eslint-disable-line @typescript-eslint/no-explicit-any -- tests inspect arbitrary JSON
-}
-
-/** One HTTPS request with node:https (fetch cannot take a private CA). */
-function httpsCall(
-  url: string,
-  method: string,
-  path: string,
-  opts: { ca?: string; cert?: string; key?: string; token?: string; body?: unknown; servername?: string } = {},
-): Promise<HttpsResult> {
-  return new Promise((resolve, reject) => {
-    const u = new URL(`/v1/${path}`, url);
-    const payload = opts.body === undefined ? undefined : JSON.stringify(opts.body);
-    const req = request(
-      {
-        hostname: u.hostname,
-        port: u.port,
-        path: u.pathname + u.search,
-        method,
-        ca: opts.ca,
-        cert: opts.cert,
-        key: opts.key,
-        servername: opts.servername,
-        agent: false,
-        headers: {
-          ...(opts.token ? { "X-Vault-Token": opts.token } : {}),
-          ...(payload !== undefined ? { "Content-Type": "application/json", "Content-Length": Buffer.byteLength(payload) } : {}),
-        },
-        timeout: 10_000,
-      },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on("data", (c: Buffer) => chunks.push(c));
-        res.on("end", () => {
-          const text = Buffer.concat(chunks).toString("utf8");
-          let body: unknown;
-          try {
-            body = text ? JSON.parse(text) : undefined;
-          } catch {
-            body = text;
-          }
-          resolve({ status: res.statusCode ?? 0, headers: res.headers, text, body });
-        });
-        res.on("error", reject);
-      },
-    );
-    req.on("timeout", () => req.destroy(new Error("request timed out")));
-    req.on("error", reject);
-    req.end(payload);
-  });
-}
 
 describe("dev server with -dev-tls", () => {
   const certDir = mkdtempSync(join(tmpdir(), "leasehold-e2e-devtls-"));

@@ -2,6 +2,9 @@ import { request } from "node:https";
 
 export interface HttpsResult {
   status: number;
+  headers: Record<string, string | string[] | undefined>;
+  /** The body as received. */
+  text: string;
   body: any; // eslint-disable-line @typescript-eslint/no-explicit-any -- tests inspect arbitrary JSON
 }
 
@@ -13,7 +16,7 @@ export function httpsCall(
   base: string,
   method: string,
   path: string,
-  opts: { ca: string; cert?: string; key?: string; token?: string; body?: unknown },
+  opts: { ca?: string; cert?: string; key?: string; token?: string; body?: unknown; servername?: string } = {},
 ): Promise<HttpsResult> {
   return new Promise((resolve, reject) => {
     const u = new URL(`/v1/${path}`, base);
@@ -27,6 +30,7 @@ export function httpsCall(
         ca: opts.ca,
         cert: opts.cert,
         key: opts.key,
+        servername: opts.servername,
         agent: false,
         headers: {
           ...(opts.token ? { "X-Vault-Token": opts.token } : {}),
@@ -45,7 +49,7 @@ export function httpsCall(
           } catch {
             body = text;
           }
-          resolve({ status: res.statusCode ?? 0, body });
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, text, body });
         });
         res.on("error", reject);
       },
