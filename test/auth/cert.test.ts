@@ -32,7 +32,9 @@ let pinned: Issued;
 
 /** Leaf PEM followed by the intermediate: what a workload's TLS stack sends. */
 const chain = (leaf: Issued) => leaf.cert + intermediate.cert;
-const req = (method: string, path: string, o: { cert?: string; key?: string; token?: string; body?: unknown } = {}) => httpsCall(server.url, method, path, { ca, ...o });
+/** Status and parsed body: what these tests compare whole. */
+const req = (method: string, path: string, o: { cert?: string; key?: string; token?: string; body?: unknown } = {}) =>
+  httpsCall(server.url, method, path, { ca, ...o }).then(({ status, body }) => ({ status, body }));
 const root = (method: string, path: string, body?: unknown) => req(method, path, { token: "root", body });
 const loginWith = (leaf: Issued | undefined, body: unknown = {}, withChain = true) =>
   req("POST", "auth/cert/login", { cert: leaf ? (withChain ? chain(leaf) : leaf.cert) : undefined, key: leaf?.key, body });
