@@ -28,5 +28,6 @@ export type { AppRoleOptions, AuthMethod, CertOptions, Credential, JwtOptions, K
 export { LeaseKeeper, renewalDelayMs, replacementTime } from "./lease-keeper.js";
 export type { LeaseInfo, LeaseKeeperEvents, LeaseKeeperOptions, Renewal } from "./lease-keeper.js";
 export { TokenKeeper } from "./token-keeper.js";
+export { renewLease, revokeObtained } from "./leases.js";
 export type { TokenKeeperOptions } from "./token-keeper.js";
 export type * from "./types.js";

@@ -14,6 +14,7 @@ import type { AuthMethod } from "./auth-methods.js";
 import { LeaseholdClient, type ClientOptions, type QueryValue } from "./client.js";
 import { ClientConfigError } from "./errors.js";
 import { LeaseKeeper, type LeaseKeeperEvents } from "./lease-keeper.js";
+import { renewLease, revokeObtained } from "./leases.js";
 import { clientOptionsFromSettings, resolveClientSettings } from "./settings.js";
 import { TokenKeeper } from "./token-keeper.js";
 import type { VaultAuth, VaultResponse } from "./types.js";
@@ -179,13 +180,7 @@ export class Leasehold {
 
   /** The lease API (`sys/leases/*`). */
   readonly leases = {
-    renew: async (leaseId: string, incrementSeconds?: number): Promise<VaultResponse<unknown>> => {
-      const body: Record<string, unknown> = { lease_id: leaseId };
-      if (incrementSeconds !== undefined) body.increment = incrementSeconds;
-      const res = await this.client.write<unknown>("sys/leases/renew", body);
-      if (!res) throw new ClientConfigError("sys/leases/renew answered without a body");
-      return res;
-    },
+    renew: (leaseId: string, incrementSeconds?: number): Promise<VaultResponse<unknown>> => renewLease(this.client, leaseId, incrementSeconds),
     revoke: async (leaseId: string): Promise<void> => {
       await this.client.write("sys/leases/revoke", { lease_id: leaseId });
       this.obtained.delete(leaseId);
@@ -249,14 +244,7 @@ export class Leasehold {
     this.watches.clear();
     try {
       if (options.revoke) {
-        for (const leaseId of [...this.obtained]) {
-          try {
-            await this.leases.revoke(leaseId);
-          } catch {
-            // Policies often deny sys/leases/revoke; revoking the token below revokes its leases anyway.
-          }
-        }
-        await this.tokenKeeper?.revokeAll();
+        await revokeObtained(this.client, this.obtained, this.tokenKeeper, { onLeaseRevoked: (leaseId) => this.obtained.delete(leaseId) });
       } else {
         await this.tokenKeeper?.stop();
       }

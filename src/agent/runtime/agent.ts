@@ -17,6 +17,7 @@ import {
   isRetryable,
   readPem,
   resolveClientSettings,
+  revokeObtained,
   sleep,
   type VaultAuth,
 } from "../../client/index.js";
@@ -274,18 +275,12 @@ export class Agent {
   /** `revoke_on_shutdown`: each lease in use, then every token (revoke-self revokes what each created). */
   private async revokeEverything(): Promise<void> {
     const { logger } = this.options;
-    let leases = 0;
-    for (const leaseId of this.secrets.leaseIds()) {
-      try {
-        await this.client.request("PUT", "sys/leases/revoke", { body: { lease_id: leaseId }, retries: 1 });
-        leases++;
-      } catch (err) {
-        // Policies often deny sys/leases/revoke; revoking the token below revokes its leases anyway.
-        logger.debug({ lease_id: leaseId, error: (err as Error).message }, "could not revoke the lease directly");
-      }
-    }
-    const tokens = await this.tokens.revokeAll();
-    logger.info({ leases, tokens }, "revoke_on_shutdown: revoked the agent's leases and tokens");
+    const revoked = await revokeObtained(this.client, this.secrets.leaseIds(), this.tokens, {
+      retries: 1,
+      // Policies often deny sys/leases/revoke; revoking the tokens revokes their leases anyway.
+      onLeaseError: (leaseId, err) => logger.debug({ lease_id: leaseId, error: err.message }, "could not revoke the lease directly"),
+    });
+    logger.info(revoked, "revoke_on_shutdown: revoked the agent's leases and tokens");
   }
 
   /** The exit code once the agent has stopped. */

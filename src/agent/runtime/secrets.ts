@@ -8,7 +8,7 @@
  * KV version 2 paths are rewritten as Vault Agent does: `secret "secret/app"` on a KV v2 mount
  * reads `secret/data/app` (the mount's version comes from `sys/internal/ui/mounts/<path>`).
  */
-import { AbortError, LeaseKeeper, isRetryable, type LeaseholdClient, type TokenKeeper, type VaultResponse } from "../../client/index.js";
+import { AbortError, LeaseKeeper, isRetryable, renewLease, type LeaseholdClient, type TokenKeeper, type VaultResponse } from "../../client/index.js";
 import type { SecretResult, SecretSource } from "../template/index.js";
 import type { AgentLogger } from "./logger.js";
 
@@ -125,9 +125,8 @@ export class AgentSecrets implements SecretSource {
       initial: first,
       lease: ({ result }) => leaseOf(result),
       renew: async (value, increment, signal) => {
-        const res = await client.request<VaultResponse<unknown>>("PUT", "sys/leases/renew", { body: { lease_id: value.result.lease_id, increment }, signal });
-        const body = res.body;
-        const result = { ...value.result, lease_duration: body?.lease_duration ?? 0, renewable: body?.renewable ?? false };
+        const body = await renewLease(client, value.result.lease_id, increment, signal);
+        const result = { ...value.result, lease_duration: body.lease_duration ?? 0, renewable: body.renewable ?? false };
         return { durationSeconds: result.lease_duration, renewable: result.renewable, value: { ...value, result } };
       },
       fetch: (signal) => entry.fetch(signal),
