@@ -28,7 +28,7 @@ import type { PkiEngine } from "../engine.js";
 import type { LoadedIssuer } from "../issuer.js";
 import { isHostname } from "../policy.js";
 import { keyUsageFlags } from "../template.js";
-import { certOut, validity, zFormat, zPrivateKeyFormat } from "./common.js";
+import { certOut, subjectAttributeFields, validity, zFormat, zPrivateKeyFormat } from "./common.js";
 
 const subjectFields = {
   common_name: z.string().optional(),
@@ -37,13 +37,7 @@ const subjectFields = {
   uri_sans: zCommaList.optional(),
   other_sans: zCommaList.optional(),
   exclude_cn_from_sans: zBool.optional(),
-  ou: zCommaList.optional(),
-  organization: zCommaList.optional(),
-  country: zCommaList.optional(),
-  locality: zCommaList.optional(),
-  province: zCommaList.optional(),
-  street_address: zCommaList.optional(),
-  postal_code: zCommaList.optional(),
+  ...subjectAttributeFields,
   serial_number: z.string().optional(),
   format: zFormat.optional(),
   signature_bits: zInt.optional(),

@@ -1,7 +1,18 @@
 import { z } from "zod";
-import { formatDuration, UserError } from "../../../../src/sdk/index.js";
+import { formatDuration, UserError, zCommaList } from "../../../../src/sdk/index.js";
 import { toPem } from "../crypto/pem.js";
 import type { LoadedIssuer } from "../issuer.js";
+
+/** The subject attributes a CA request and a role both take (comma lists or arrays). */
+export const subjectAttributeFields = {
+  ou: zCommaList.optional(),
+  organization: zCommaList.optional(),
+  country: zCommaList.optional(),
+  locality: zCommaList.optional(),
+  province: zCommaList.optional(),
+  street_address: zCommaList.optional(),
+  postal_code: zCommaList.optional(),
+};
 
 export const zFormat = z.enum(["pem", "der", "pem_bundle"]);
 export type OutputFormat = z.infer<typeof zFormat>;

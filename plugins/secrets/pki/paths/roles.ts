@@ -5,7 +5,7 @@ import { normaliseKeySpec } from "../crypto/keys.js";
 import type { PkiEngine } from "../engine.js";
 import { defaultRole, type Role } from "../model.js";
 import { extKeyUsageOids, keyUsageFlags } from "../template.js";
-import { parseNotAfter } from "./common.js";
+import { parseNotAfter, subjectAttributeFields } from "./common.js";
 
 const roleSchema = z.object({
   ttl: zDuration.optional(),
@@ -32,13 +32,7 @@ const roleSchema = z.object({
   ext_key_usage_oids: zCommaList.optional(),
   use_csr_common_name: zBool.optional(),
   use_csr_sans: zBool.optional(),
-  ou: zCommaList.optional(),
-  organization: zCommaList.optional(),
-  country: zCommaList.optional(),
-  locality: zCommaList.optional(),
-  province: zCommaList.optional(),
-  street_address: zCommaList.optional(),
-  postal_code: zCommaList.optional(),
+  ...subjectAttributeFields,
   generate_lease: zBool.optional(),
   no_store: zBool.optional(),
   require_cn: zBool.optional(),
