@@ -111,7 +111,6 @@ class CryptoWorker {
     if (this.worker || this.failed) return this.worker;
     try {
       const worker = new Worker(WORKER_SOURCE, { eval: true });
-      worker.unref(); // never keeps the process alive
       worker.on("message", (reply: Reply) => {
         const waiter = this.pending.get(reply.id);
         if (!waiter) return;
@@ -127,6 +126,7 @@ class CryptoWorker {
       };
       worker.on("error", fail);
       worker.on("exit", (code) => fail(new Error(`crypto worker exited with code ${code}`)));
+      worker.unref(); // never keeps the process alive (after the listeners: adding one can ref it again)
       this.worker = worker;
     } catch {
       this.failed = true;
