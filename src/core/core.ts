@@ -53,6 +53,8 @@ export interface CoreOptions {
   clusterName?: string;
   metrics?: Metrics;
   leaseRetry?: Partial<RetryPolicy>;
+  /** Revocations running at once per mount (default 64; tests lower it to observe the limit). */
+  leaseRevocationConcurrency?: number;
   /** Logins per second per client address (0 = unlimited) and the burst allowed; default 20/s, burst 40. */
   loginRateLimit?: { rate: number; burst: number };
   /** Safety mode (`--no-revoke`, `disable_revocation`): start without revoking anything by time. */
@@ -115,6 +117,7 @@ export class Core {
         return live ? this.mounts.effectiveTtls(live.entry) : this.systemTtl;
       },
       retry: opts.leaseRetry,
+      perMountConcurrency: opts.leaseRevocationConcurrency,
       events: this.metrics.leaseEvents(),
       counts: this.quotas,
       revocationEnabled: !opts.disableRevocation,

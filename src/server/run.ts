@@ -108,6 +108,8 @@ export interface DevServerOptions {
   /** Plugins besides the built-in ones (tests register their own engines). */
   extraPlugins?: PluginFactory[];
   leaseRetry?: Partial<RetryPolicy>;
+  /** Revocations running at once per mount (default 64). */
+  leaseRevocationConcurrency?: number;
   /** Safety mode: start without revoking anything by time (`-no-revoke`). */
   noRevoke?: boolean;
   leaseCountWarningThreshold?: number;
@@ -122,6 +124,7 @@ export async function startDevServer(opts: DevServerOptions = {}): Promise<Runni
     physical: new SqliteStorage({ path: ":memory:" }),
     plugins: [...builtinPlugins, ...(opts.extraPlugins ?? [])],
     leaseRetry: opts.leaseRetry,
+    leaseRevocationConcurrency: opts.leaseRevocationConcurrency,
     disableRevocation: opts.noRevoke,
     leaseCountWarningThreshold: opts.leaseCountWarningThreshold,
     loginRateLimit: opts.loginRateLimit,

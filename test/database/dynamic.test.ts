@@ -151,6 +151,35 @@ describe("database engine: dynamic PostgreSQL credentials", () => {
     expect(schemaOwner.rows).toEqual([{ owner: "postgres" }]);
   });
 
+  it("revokes a burst together: every role dropped, every session ended, objects of the owners kept", async () => {
+    // Revocations that arrive together share DROP ROLE round trips; a batch holding a role that owns
+    // something fails as a whole in PostgreSQL and must fall back to one role at a time.
+    await writeRole("maker", { creation_statements: [CREATE, "GRANT CREATE ON SCHEMA public TO {{name}};"], default_ttl: "1h" });
+    const plain = await Promise.all(Array.from({ length: 20 }, () => ok(creds("ro"))));
+    const makers = await Promise.all(Array.from({ length: 2 }, () => ok(creds("maker"))));
+    const sessions: pg.Client[] = [];
+    for (const [i, m] of makers.entries()) {
+      const app = await connect(urlWith(db.url, { user: m.data.username, password: m.data.password }));
+      await app.query(`CREATE TABLE burst_made_${i} (x int); INSERT INTO burst_made_${i} VALUES (${i})`);
+      sessions.push(app);
+    }
+    for (let i = 0; i < plain.length; i += 4) sessions.push(await connect(urlWith(db.url, { user: plain[i].data.username, password: plain[i].data.password })));
+    const all = [...plain.slice(0, 10), makers[0], ...plain.slice(10), makers[1]];
+    const revoked = await Promise.all(all.map((a) => revoke(a.lease_id)));
+    for (const r of revoked) expect(r.status, JSON.stringify(r.body)).toBe(204);
+
+    const names = all.map((a) => a.data.username as string);
+    const left = await db.admin.query("SELECT count(*)::int AS n FROM pg_roles WHERE rolname = ANY($1)", [names]);
+    expect(left.rows[0].n).toBe(0);
+    for (const s of sessions) await expect(s.query("SELECT 1")).rejects.toThrow();
+    const owners = await db.admin.query("SELECT tablename, tableowner FROM pg_tables WHERE tablename LIKE 'burst_made_%' ORDER BY tablename");
+    expect(owners.rows).toEqual([
+      { tablename: "burst_made_0", tableowner: "postgres" },
+      { tablename: "burst_made_1", tableowner: "postgres" },
+    ]);
+    for (const a of all) expect((await lookup(a.lease_id)).status).toBe(400);
+  });
+
   it("revokes by itself when the lease expires", async () => {
     await writeRole("short", { creation_statements: [CREATE, `GRANT "${group}" TO "{{name}}";`], default_ttl: "2s", max_ttl: "2s" });
     const body = await ok(creds("short"));

@@ -33,27 +33,46 @@ const DEPENDENT_OBJECTS = "2BP01";
 /** Session setting (custom, per connection) that carries a dropped role's OID to the sweep after COMMIT. */
 const REVOKED_OID_SETTING = "leasehold.revoked_role_oid";
 
-/** Ends the sessions of the role whose OID the SQL expression `oid` yields (never our own). */
-function endSessionsOf(oid: string): string {
+/** Ends the sessions whose user OID satisfies the SQL condition `userIs` on `uid` (never our own). */
+function endSessionsWhere(userIs: string): string {
   // The backend-status functions, not the pg_stat_activity view: same answer at a third of the cost.
-  return `SELECT pg_terminate_backend(pg_stat_get_backend_pid(b)) FROM pg_stat_get_backend_idset() b
- WHERE pg_stat_get_backend_userid(b) = ${oid} AND pg_stat_get_backend_pid(b) <> pg_backend_pid()`;
+  return `SELECT pg_terminate_backend(pg_stat_get_backend_pid(b)) FROM pg_stat_get_backend_idset() b,
+ LATERAL (SELECT pg_stat_get_backend_userid(b) AS uid) u WHERE ${userIs} AND pg_stat_get_backend_pid(b) <> pg_backend_pid()`;
+}
+
+/** Ends the sessions of the role with OID `oid` (a number). */
+function endSessionsOf(oid: number): string {
+  return endSessionsWhere(`uid = ${Number(oid)}`);
 }
 
 /**
- * The usual revocation in one simple-query round trip: the role's OID (or '' when it is already
- * gone) is kept in a session setting, the role is dropped and committed, then the sessions that
- * role still has are ended. The setting is written on every call, so a stale OID from an earlier
- * revocation on this pooled connection is never used.
+ * The usual revocation of one or more roles that own nothing, in one simple-query round trip: their
+ * OIDs (those that still exist) are kept in a session setting, the roles are dropped and committed
+ * together, then the sessions those roles still have are ended in one pass over the backends. The
+ * setting is written on every call, so stale OIDs from an earlier revocation on this pooled
+ * connection are never used. When any of the roles owns something, the whole statement fails with
+ * 2BP01 and none is dropped.
  */
-function dropRoleAlone(name: string): string {
-  const literal = pg.escapeLiteral(name);
+function dropRoles(names: string[]): string {
+  const literals = names.map((n) => pg.escapeLiteral(n)).join(", ");
+  const setting = pg.escapeLiteral(REVOKED_OID_SETTING);
   return [
-    `SELECT set_config(${pg.escapeLiteral(REVOKED_OID_SETTING)}, COALESCE((SELECT oid::text FROM pg_roles WHERE rolname = ${literal}), ''), false)`,
-    `DROP ROLE IF EXISTS ${pg.escapeIdentifier(name)}`,
+    `SELECT set_config(${setting}, COALESCE((SELECT string_agg(oid::text, ',') FROM pg_roles WHERE rolname IN (${literals})), ''), false)`,
+    `DROP ROLE IF EXISTS ${names.map((n) => pg.escapeIdentifier(n)).join(", ")}`,
     "COMMIT",
-    endSessionsOf(`NULLIF(current_setting(${pg.escapeLiteral(REVOKED_OID_SETTING)}), '')::oid`),
+    endSessionsWhere(`uid = ANY (string_to_array(current_setting(${setting}), ',')::oid[])`),
   ].join(";\n");
+}
+
+/** Most roles one batched revocation drops in one round trip. */
+const DROP_BATCH = 64;
+/** Batched revocations in flight at once per config; more requests than this wait and go together. */
+const DROP_FLIGHTS = 2;
+
+interface QueuedDrop {
+  name: string;
+  resolve: (dropped: boolean) => void;
+  reject: (err: unknown) => void;
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -72,6 +91,9 @@ export class PostgresPlugin implements DatabasePlugin {
   /** Until when statements queue behind each other because of a recent conflict. */
   private contendedUntil = 0;
   private closed = false;
+  /** Revocations waiting for a batched DROP ROLE (see dropTogether). */
+  private readonly dropQueue: QueuedDrop[] = [];
+  private dropFlights = 0;
 
   constructor(private readonly ctx: { configName: string; logger: Logger }) {}
 
@@ -158,22 +180,13 @@ export class PostgresPlugin implements DatabasePlugin {
       });
       return;
     }
-    const dropped = await this.retrying(async () => {
-      try {
-        await this.run((c) => c.query(dropRoleAlone(name)));
-        return true;
-      } catch (err) {
-        if (err instanceof DatabasePluginError && err.dbCode === DEPENDENT_OBJECTS) return false;
-        throw err;
-      }
-    });
-    if (dropped) return;
+    if (await this.dropTogether(name)) return;
     await this.retrying(async () => {
       const found = await this.run((c) => c.query<{ oid: number; owns_here: boolean; other_dbs: string[] }>({ name: "leasehold_role_dependencies", text: ROLE_DEPENDENCIES, values: [name] }));
       if (found.rows.length === 0) return;
       const { oid, owns_here: ownsHere, other_dbs: others } = found.rows[0];
       const role = pg.escapeIdentifier(name);
-      const endSessions = endSessionsOf(String(Number(oid)));
+      const endSessions = endSessionsOf(oid);
       // REASSIGN/DROP OWNED only for a role that owns something or holds privileges: they need more
       // rights than DROP ROLE (a non-superuser root must have the role's privileges), and they would
       // wait for the locks of the role's open transactions, so its sessions are ended first.
@@ -198,6 +211,69 @@ export class PostgresPlugin implements DatabasePlugin {
     const pool = this.pool;
     this.pool = undefined;
     if (pool) await pool.end().catch(() => undefined);
+  }
+
+  // ---- batched revocation -----------------------------------------------------------------
+
+  /**
+   * Drops a role that owns nothing, together with the roles other revocations queued meanwhile:
+   * at most DROP_FLIGHTS round trips run at once, and what waits behind them goes in one (one
+   * transaction, one commit, one pass over the backends). An idle config therefore drops at once,
+   * and a burst (a prefix revoked, a mount disabled, leases expiring together) shares the cost.
+   * Resolves false when the role owns objects or holds privileges (the caller then cleans up).
+   */
+  private dropTogether(name: string): Promise<boolean> {
+    return new Promise<boolean>((resolve, reject) => {
+      this.dropQueue.push({ name, resolve, reject });
+      this.pumpDrops();
+    });
+  }
+
+  private pumpDrops(): void {
+    while (this.dropFlights < DROP_FLIGHTS && this.dropQueue.length) {
+      const batch = this.dropQueue.splice(0, DROP_BATCH);
+      this.dropFlights++;
+      void this.dropBatch(batch).finally(() => {
+        this.dropFlights--;
+        this.pumpDrops();
+      });
+    }
+  }
+
+  private async dropBatch(batch: QueuedDrop[]): Promise<void> {
+    try {
+      await this.dropNow(batch.map((b) => b.name));
+      for (const b of batch) b.resolve(true);
+      return;
+    } catch (err) {
+      const dependents = err instanceof DatabasePluginError && err.dbCode === DEPENDENT_OBJECTS;
+      if (batch.length === 1) {
+        if (dependents) batch[0].resolve(false);
+        else batch[0].reject(err);
+        return;
+      }
+      // One role of the batch owns something (or another statement-level refusal): nothing was
+      // dropped; each role goes again on its own, so only that one takes the longer path.
+      if (!(err instanceof DatabasePluginError) || !err.dbCode) {
+        for (const b of batch) b.reject(err);
+        return;
+      }
+    }
+    await Promise.all(
+      batch.map(async (b) => {
+        try {
+          await this.dropNow([b.name]);
+          b.resolve(true);
+        } catch (err) {
+          if (err instanceof DatabasePluginError && err.dbCode === DEPENDENT_OBJECTS) b.resolve(false);
+          else b.reject(err);
+        }
+      }),
+    );
+  }
+
+  private dropNow(names: string[]): Promise<void> {
+    return this.retrying(() => this.run(async (c) => void (await c.query(dropRoles(names)))));
   }
 
   // ---- plumbing ---------------------------------------------------------------------------

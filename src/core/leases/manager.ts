@@ -41,7 +41,11 @@ export interface ExpirationManagerOptions {
   /** Mount TTLs (defaults already applied). */
   ttlsOf(mount: string): { defaultLeaseTtl: number; maxLeaseTtl: number };
   retry?: Partial<RetryPolicy>;
-  /** Revocations running at once per mount, so one slow database cannot stall the others. */
+  /**
+   * Revocations running at once per mount (default 64), so one slow database cannot stall the
+   * others. High enough for a burst to reach an engine together (the PostgreSQL plugin drops the
+   * roles of concurrent revocations in shared round trips); engines bound their own connections.
+   */
   perMountConcurrency?: number;
   /** How many deadlines the in-memory window holds at most after a refill. */
   windowSize?: number;
@@ -146,7 +150,7 @@ export class ExpirationManager {
   constructor(private readonly opts: ExpirationManagerOptions) {
     this.store = opts.store;
     this.retry = { ...DEFAULT_RETRY, ...opts.retry };
-    this.concurrency = opts.perMountConcurrency ?? 8;
+    this.concurrency = opts.perMountConcurrency ?? 64;
     this.windowSize = opts.windowSize ?? 2_000;
     this.horizonMs = opts.horizonMs ?? 60_000;
     this.expiryEnabled = opts.revocationEnabled ?? true;
