@@ -83,6 +83,35 @@ describe("signing CSRs", () => {
     expect(await fails(base, "POST", "pki/sign/web", { csr: "this is not a CSR!" })).toMatch(/no PEM CERTIFICATE REQUEST/);
   });
 
+  it("answers damaged CSRs (truncated, bytes flipped, trailing data) with 400, never a 5xx", async () => {
+    const der = Buffer.from((await csr("/CN=fuzz.example.com", ["subjectAltName=DNS:a.example.com,IP:10.0.0.1"])).replace(/-----[A-Z ]+-----|\s/g, ""), "base64");
+    let seed = 7;
+    const next = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+    const variants: Buffer[] = [Buffer.concat([der, Buffer.from([0x05, 0x00])])];
+    for (let i = 0; i < 20; i++) variants.push(der.subarray(0, Math.floor(next() * der.length)));
+    for (let i = 0; i < 40; i++) {
+      const v = Buffer.from(der);
+      v[Math.floor(next() * v.length)] ^= 1 << Math.floor(next() * 8);
+      variants.push(v);
+    }
+    const statuses = new Set<number>();
+    for (const v of variants) {
+      const r = await fetch(`${base}/v1/pki/sign/web`, {
+        method: "POST",
+        headers: { "X-Vault-Token": "root", "Content-Type": "application/json" },
+        body: JSON.stringify({ csr: `-----BEGIN CERTIFICATE REQUEST-----\n${v.toString("base64")}\n-----END CERTIFICATE REQUEST-----\n` }),
+      });
+      const body = (await r.json()) as { errors?: string[] };
+      statuses.add(r.status);
+      expect(r.status, `${JSON.stringify(body)} for ${v.toString("hex")}`).toBeLessThan(500);
+      if (r.status !== 200) {
+        expect(r.status).toBe(400);
+        expect(body.errors?.[0]).toMatch(/\w{4,}/);
+      }
+    }
+    expect(statuses.has(400)).toBe(true);
+  });
+
   it("holds the CSR's key to the role's key type and size", async () => {
     expect(await fails(base, "POST", "pki/sign/web", { csr: await csr("/CN=rsa.example.com", [], "rsa:2048") })).toMatch(/requires keys of type ec; the CSR carries a rsa key/);
     await ok(base, "POST", "pki/roles/rsa3k", { allowed_domains: "example.com", allow_subdomains: true, key_type: "rsa", key_bits: 3072 });

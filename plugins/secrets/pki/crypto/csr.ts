@@ -1,11 +1,11 @@
-import { verify, type KeyObject } from "node:crypto";
+import { verify, type JsonWebKey, type KeyObject } from "node:crypto";
 import { promisify } from "node:util";
 import { AsnConvert } from "@peculiar/asn1-schema";
-import { CertificationRequest } from "@peculiar/asn1-csr";
-import { BasicConstraints, Extensions, SubjectAlternativeName, id_ce_basicConstraints, id_ce_subjectAltName, type Name } from "@peculiar/asn1-x509";
+import { BasicConstraints, Extensions, SubjectAlternativeName, id_ce_basicConstraints, id_ce_subjectAltName } from "@peculiar/asn1-x509";
 import { UserError } from "../../../../src/sdk/index.js";
-import { children, raw, readElement, seq, set, smallInteger, bitString, tlv, oid } from "./der.js";
-import { publicKeyFromSpki, runsInline, specOfKey, spkiPublicKeyBits, type KeySpec, type Signer } from "./keys.js";
+import { TAG, bitString, children, content, decodeOid, decodeString, oid, raw, readElement, seq, set, smallInteger, tlv } from "./der.js";
+import { jwkOfSpki, publicKeyFromSpki, runsInline, specOfKey, spkiPublicKeyBits, type KeySpec, type Signer } from "./keys.js";
+import { cryptoWorker } from "./worker.js";
 import { pemBlocks } from "./pem.js";
 
 const OID_EXTENSION_REQUEST = "1.2.840.113549.1.9.14";
@@ -27,9 +27,11 @@ export interface ParsedCsr {
   /** SubjectPublicKeyInfo DER, byte for byte as in the CSR. */
   spki: Buffer;
   publicKeyBits: Buffer;
-  publicKey: KeyObject;
+  /** The public key (made on first use: OpenSSL's import is the dearest step of reading a CSR). */
+  readonly publicKey: KeyObject;
+  /** The key as a JWK, for EC P-256/384/521 and Ed25519 keys (read without OpenSSL). */
+  jwk?: JsonWebKey;
   keySpec: KeySpec;
-  subject: Name;
   /** The subject Name DER exactly as the CSR carries it. */
   subjectDer: Buffer;
   commonName: string;
@@ -47,6 +49,65 @@ export interface ParsedCsr {
 }
 
 const verifyAsync = promisify(verify) as (algorithm: string | null | undefined, data: Buffer, key: KeyObject, signature: Buffer) => Promise<boolean>;
+const OID_CN = oid("2.5.4.3").subarray(2);
+const OID_EXTENSION_REQUEST_CONTENT = oid(OID_EXTENSION_REQUEST).subarray(2);
+
+/** The PKCS#10 structure, walked with our DER reader (asn1-schema's generic parser costs ~10x more). */
+function readRequest(der: Buffer): { criDer: Buffer; subjectDer: Buffer; spki: Buffer; commonName: string; extensionRequests: Buffer[]; signatureOid: string; signature: Buffer } {
+  const outer = readElement(der);
+  const [cri, algorithm, signature, ...extra] = outer.tag === TAG.SEQUENCE ? children(der, outer) : [];
+  if (!cri || cri.tag !== TAG.SEQUENCE || !algorithm || algorithm.tag !== TAG.SEQUENCE || !signature || signature.tag !== TAG.BIT_STRING || extra.length) {
+    throw new Error("expected SEQUENCE { certificationRequestInfo, signatureAlgorithm, signature }");
+  }
+  const [version, subject, spki, attributes] = children(der, cri);
+  if (!version || version.tag !== TAG.INTEGER || !subject || subject.tag !== TAG.SEQUENCE || !spki || spki.tag !== TAG.SEQUENCE || (attributes && attributes.tag !== 0xa0)) {
+    throw new Error("malformed certificationRequestInfo");
+  }
+  let commonName = "";
+  for (const rdn of children(der, subject)) {
+    for (const atv of children(der, rdn)) {
+      const [type, value] = children(der, atv);
+      if (!type || type.tag !== TAG.OID || !value) throw new Error("malformed subject");
+      if (content(der, type).equals(OID_CN)) commonName = decodeString(der, value);
+    }
+  }
+  const extensionRequests: Buffer[] = [];
+  for (const attr of attributes ? children(der, attributes) : []) {
+    const [type, values] = children(der, attr);
+    if (!type || type.tag !== TAG.OID || !values) throw new Error("malformed attribute");
+    if (content(der, type).equals(OID_EXTENSION_REQUEST_CONTENT)) for (const v of children(der, values)) extensionRequests.push(raw(der, v));
+  }
+  const [algOid] = children(der, algorithm);
+  if (!algOid || algOid.tag !== TAG.OID) throw new Error("malformed signatureAlgorithm");
+  const bits = content(der, signature);
+  if (!bits.length || bits[0] !== 0) throw new Error("malformed signature");
+  return {
+    criDer: raw(der, cri), // the signed bytes exactly as sent: sliced, never re-encoded
+    subjectDer: raw(der, subject),
+    spki: raw(der, spki),
+    commonName,
+    extensionRequests,
+    signatureOid: decodeOid(content(der, algOid)),
+    signature: Buffer.from(bits.subarray(1)),
+  };
+}
+
+/** Copies the SANs and the CA flag a CSR's extension request asks for; throws on malformed DER. */
+function readExtensions(value: Buffer, parsed: ParsedCsr): void {
+  for (const ext of AsnConvert.parse(value, Extensions)) {
+    if (ext.extnID === id_ce_subjectAltName) {
+      for (const n of AsnConvert.parse(ext.extnValue, SubjectAlternativeName)) {
+        if (n.dNSName !== undefined) parsed.dnsNames.push(n.dNSName);
+        else if (n.rfc822Name !== undefined) parsed.emails.push(n.rfc822Name);
+        else if (n.iPAddress !== undefined) parsed.ipAddresses.push(n.iPAddress);
+        else if (n.uniformResourceIdentifier !== undefined) parsed.uris.push(n.uniformResourceIdentifier);
+        else parsed.otherSans.push(Object.keys(n).find((k) => (n as unknown as Record<string, unknown>)[k] !== undefined) ?? "unknown");
+      }
+    } else if (ext.extnID === id_ce_basicConstraints) {
+      parsed.requestsCa = AsnConvert.parse(ext.extnValue, BasicConstraints).cA;
+    }
+  }
+}
 
 /** Decodes a PEM (or base64 DER) CSR. 400 on anything unreadable. */
 export function parseCsr(text: string): ParsedCsr {
@@ -56,80 +117,65 @@ export function parseCsr(text: string): ParsedCsr {
   else if (blocks.length > 1) throw new UserError("csr: expected exactly one CERTIFICATE REQUEST block");
   else if (/^[A-Za-z0-9+/=\s]+$/.test(text) && text.trim() !== "") der = Buffer.from(text.replace(/\s+/g, ""), "base64");
   else throw new UserError("csr: no PEM CERTIFICATE REQUEST block found");
-  let csr: CertificationRequest;
-  let criDer: Buffer;
-  let spki: Buffer;
-  let subjectDer: Buffer;
+  let request: ReturnType<typeof readRequest>;
+  let known: ReturnType<typeof jwkOfSpki>;
   try {
-    csr = AsnConvert.parse(der, CertificationRequest);
-    // The signed bytes are the CertificationRequestInfo exactly as sent: sliced, never re-encoded.
-    const outer = readElement(der);
-    const [cri] = children(der, outer);
-    criDer = raw(der, cri);
-    const [, subjectEl, spkiEl] = children(der, cri);
-    spki = raw(der, spkiEl);
-    subjectDer = raw(der, subjectEl);
+    request = readRequest(der);
+    known = jwkOfSpki(request.spki);
   } catch (e) {
     throw new UserError(`csr: not a valid PKCS#10 certificate request (${(e as Error).message})`);
   }
-  const publicKey = publicKeyFromSpki(spki);
-  const info = csr.certificationRequestInfo;
+  const { spki } = request;
+  let publicKey: KeyObject | undefined;
+  const keyOf = () => (publicKey ??= publicKeyFromSpki(spki));
+  let keySpec: KeySpec;
+  try {
+    keySpec = known?.spec ?? specOfKey(keyOf());
+  } catch (e) {
+    throw new UserError(`csr: ${(e as Error).message}`);
+  }
   const parsed: ParsedCsr = {
     der,
     spki,
     publicKeyBits: spkiPublicKeyBits(spki),
-    publicKey,
-    keySpec: specOfKey(publicKey),
-    subject: info.subject,
-    subjectDer,
-    commonName: "",
+    get publicKey() {
+      return keyOf();
+    },
+    jwk: known?.jwk,
+    keySpec,
+    subjectDer: request.subjectDer,
+    commonName: request.commonName,
     dnsNames: [],
     emails: [],
     ipAddresses: [],
     uris: [],
     otherSans: [],
     requestsCa: false,
-    criDer,
-    signatureOid: csr.signatureAlgorithm.algorithm,
-    signature: Buffer.from(csr.signature),
+    criDer: request.criDer,
+    signatureOid: request.signatureOid,
+    signature: request.signature,
   };
-  for (const rdn of info.subject) for (const atv of rdn) if (atv.type === "2.5.4.3") parsed.commonName = atv.value.toString();
-  for (const attr of info.attributes ?? []) {
-    if (attr.type !== OID_EXTENSION_REQUEST) continue;
-    for (const value of attr.values) {
-      let exts: Extensions;
-      try {
-        exts = AsnConvert.parse(value, Extensions);
-      } catch {
-        throw new UserError("csr: unreadable extension request");
-      }
-      for (const ext of exts) {
-        if (ext.extnID === id_ce_subjectAltName) {
-          const names = AsnConvert.parse(ext.extnValue, SubjectAlternativeName);
-          for (const n of names) {
-            if (n.dNSName !== undefined) parsed.dnsNames.push(n.dNSName);
-            else if (n.rfc822Name !== undefined) parsed.emails.push(n.rfc822Name);
-            else if (n.iPAddress !== undefined) parsed.ipAddresses.push(n.iPAddress);
-            else if (n.uniformResourceIdentifier !== undefined) parsed.uris.push(n.uniformResourceIdentifier);
-            else parsed.otherSans.push(Object.keys(n).find((k) => (n as unknown as Record<string, unknown>)[k] !== undefined) ?? "unknown");
-          }
-        } else if (ext.extnID === id_ce_basicConstraints) {
-          parsed.requestsCa = AsnConvert.parse(ext.extnValue, BasicConstraints).cA;
-        }
-      }
+  for (const value of request.extensionRequests) {
+    try {
+      readExtensions(value, parsed);
+    } catch {
+      throw new UserError("csr: unreadable extension request");
     }
   }
   return parsed;
 }
 
-/** Checks the CSR's self-signature with its own public key (proof of possession). */
+/**
+ * Checks the CSR's self-signature with its own public key (proof of possession). EC and Ed25519
+ * keys are verified on the crypto worker (no KeyObject is made here), others on the thread pool.
+ */
 export async function verifyCsr(csr: ParsedCsr): Promise<void> {
   if (!(csr.signatureOid in CSR_SIGNATURES)) throw new UserError(`csr: unsupported signature algorithm ${csr.signatureOid}`);
   let ok = false;
   try {
     const hash = CSR_SIGNATURES[csr.signatureOid];
-    // Cheap keys inline, expensive ones on the pool (see runsInline: OpenSSL 3 lock contention).
-    ok = runsInline(csr.keySpec) ? verify(hash, csr.criDer, csr.publicKey, csr.signature) : await verifyAsync(hash, csr.criDer, csr.publicKey, csr.signature);
+    if (csr.jwk) ok = await cryptoWorker.verify(hash, csr.criDer, csr.jwk, csr.signature);
+    else ok = runsInline(csr.keySpec) ? verify(hash, csr.criDer, csr.publicKey, csr.signature) : await verifyAsync(hash, csr.criDer, csr.publicKey, csr.signature);
   } catch {
     ok = false;
   }

@@ -11,7 +11,7 @@ import {
 } from "@peculiar/asn1-x509";
 import { describe, expect, it } from "vitest";
 import { encodeGeneralNames, encodeName, extension, ipBytes, subjectKeyIdExtension } from "./certificate.js";
-import { children, oid, readElement, seq, smallInteger, time, unsignedInteger } from "./der.js";
+import { children, decodeOid, decodeString, oid, readElement, seq, smallInteger, time, tlv, unsignedInteger } from "./der.js";
 import { formatSerial, newSerial, parseSerial } from "./serial.js";
 
 const asn = (v: object) => Buffer.from(AsnConvert.serialize(v));
@@ -98,5 +98,30 @@ describe("serial numbers", () => {
     expect(parseSerial("01-7F-AB")).toBe("01:7f:ab");
     expect(parseSerial("17fab")).toBe("01:7f:ab");
     expect(() => parseSerial("zz:01")).toThrow(/invalid serial/);
+  });
+});
+
+describe("DER reader helpers", () => {
+  it("decodes OIDs back to their dotted form, large arcs and the 2.x first arc included", () => {
+    for (const dotted of ["1.2.840.10045.4.3.2", "2.5.4.3", "1.3.6.1.4.1.311.21.7", "2.999.3", "0.9.2342.19200300.100.1.25", "1.2.840.113549.1.9.14"]) {
+      expect(decodeOid(oid(dotted).subarray(2))).toBe(dotted);
+    }
+    expect(() => decodeOid(Buffer.from([0x2a, 0x86]))).toThrow(/malformed OID/);
+    expect(() => decodeOid(Buffer.alloc(0))).toThrow(/malformed OID/);
+  });
+
+  it("decodes the string types a subject can carry as asn1-x509 does", () => {
+    const cases: [number, Buffer, string][] = [
+      [0x0c, Buffer.from("héllo ✓", "utf8"), "héllo ✓"],
+      [0x13, Buffer.from("Printable 1", "latin1"), "Printable 1"],
+      [0x16, Buffer.from("ia5@example.com", "latin1"), "ia5@example.com"],
+      [0x14, Buffer.from([0x63, 0x61, 0x66, 0xe9]), "café"],
+      [0x1e, Buffer.from([0x00, 0x68, 0x00, 0xe9, 0x27, 0x13]), "hé✓"],
+      [0x1c, Buffer.from([0, 0, 0, 0x68, 0, 1, 0xf6, 0x00]), "h😀"],
+    ];
+    for (const [tag, bytes, text] of cases) {
+      const der = tlv(tag, bytes);
+      expect(decodeString(der, readElement(der)), `tag ${tag}`).toBe(text);
+    }
   });
 });

@@ -130,6 +130,44 @@ export function time(date: Date): Buffer {
   return tlv(TAG.GENERALIZED_TIME, Buffer.from(`${String(y).padStart(4, "0")}${rest}`, "latin1"));
 }
 
+/** The dotted form of an OBJECT IDENTIFIER's content bytes. */
+export function decodeOid(c: Buffer): string {
+  const arcs: number[] = [];
+  let v = 0;
+  for (let i = 0; i < c.length; i++) {
+    v = v * 128 + (c[i] & 0x7f);
+    if (!(c[i] & 0x80)) {
+      arcs.push(v);
+      v = 0;
+    }
+  }
+  if (!arcs.length || c[c.length - 1] & 0x80) throw new Error("malformed OID");
+  const first = arcs[0] < 80 ? Math.floor(arcs[0] / 40) : 2;
+  return [first, arcs[0] - first * 40, ...arcs.slice(1)].join(".");
+}
+
+/** The text of a DirectoryString-like element (UTF8, Printable, IA5, Visible, Teletex, BMP, Universal). */
+export function decodeString(buf: Buffer, el: DerElement): string {
+  const c = content(buf, el);
+  switch (el.tag) {
+    case TAG_BMP_STRING:
+      return Buffer.from(c).swap16().toString("utf16le");
+    case TAG_UNIVERSAL_STRING: {
+      let out = "";
+      for (let i = 0; i + 4 <= c.length; i += 4) out += String.fromCodePoint(c.readUInt32BE(i));
+      return out;
+    }
+    case TAG_TELETEX_STRING:
+      return c.toString("latin1");
+    default:
+      return c.toString("utf8");
+  }
+}
+
+const TAG_BMP_STRING = 0x1e;
+const TAG_UNIVERSAL_STRING = 0x1c;
+const TAG_TELETEX_STRING = 0x14;
+
 /** One element read from a DER buffer: where its header and content sit. */
 export interface DerElement {
   tag: number;

@@ -243,26 +243,35 @@ export function specOfKey(key: KeyObject): KeySpec {
  */
 export function publicKeyFromSpki(spki: Buffer): KeyObject {
   try {
-    const jwk = spkiToJwk(spki);
-    return jwk ? createPublicKey({ key: jwk, format: "jwk" }) : createPublicKey({ key: spki, format: "der", type: "spki" });
+    const known = jwkOfSpki(spki);
+    return known ? createPublicKey({ key: known.jwk, format: "jwk" }) : createPublicKey({ key: spki, format: "der", type: "spki" });
   } catch (e) {
     throw new UserError(`unreadable public key: ${(e as Error).message}`);
   }
 }
 
-function spkiToJwk(spki: Buffer): JsonWebKey | undefined {
+/**
+ * The JWK and key spec of an EC (P-256, P-384, P-521, uncompressed point) or Ed25519 SPKI, read
+ * from its DER without OpenSSL; undefined for other keys (RSA, P-224), which need a KeyObject.
+ * Throws on a malformed SPKI.
+ */
+export function jwkOfSpki(spki: Buffer): { jwk: JsonWebKey; spec: KeySpec } | undefined {
   const [algorithm, bits] = children(spki, readElement(spki));
   if (!algorithm || !bits || bits.tag !== TAG.BIT_STRING) throw new Error("malformed SubjectPublicKeyInfo");
   const params = children(spki, algorithm);
+  if (!params.length) throw new Error("malformed SubjectPublicKeyInfo");
   const algOid = content(spki, params[0]);
   const point = content(spki, bits).subarray(1);
-  if (algOid.equals(OID_ED25519_CONTENT) && params.length === 1 && point.length === 32) return { kty: "OKP", crv: "Ed25519", x: point.toString("base64url") };
+  if (algOid.equals(OID_ED25519_CONTENT) && params.length === 1 && point.length === 32) return { jwk: { kty: "OKP", crv: "Ed25519", x: point.toString("base64url") }, spec: { type: "ed25519", bits: 0 } };
   if (!algOid.equals(OID_EC_CONTENT) || params.length !== 2 || params[1].tag !== TAG.OID) return undefined;
   const curveOid = content(spki, params[1]);
   const curve = CURVES.find((c) => oid(c.oid).subarray(2).equals(curveOid));
   // JWK knows P-256, P-384 and P-521 only; P-224 keys take the DER route.
   if (!curve || curve.bits === 224 || point.length !== 1 + 2 * curve.size || point[0] !== 4) return undefined;
-  return { kty: "EC", crv: curve.name, x: point.subarray(1, 1 + curve.size).toString("base64url"), y: point.subarray(1 + curve.size).toString("base64url") };
+  return {
+    jwk: { kty: "EC", crv: curve.name, x: point.subarray(1, 1 + curve.size).toString("base64url"), y: point.subarray(1 + curve.size).toString("base64url") },
+    spec: { type: "ec", bits: curve.bits },
+  };
 }
 
 const OID_EC_CONTENT = oid("1.2.840.10045.2.1").subarray(2);

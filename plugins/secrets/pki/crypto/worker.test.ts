@@ -1,4 +1,4 @@
-import { createECDH, generateKeyPairSync, verify } from "node:crypto";
+import { createECDH, generateKeyPairSync, sign, verify, type JsonWebKey } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { cryptoWorker } from "./worker.js";
 
@@ -25,5 +25,26 @@ describe("the PKI crypto worker", () => {
     expect(verify("sha256", data, b.publicKey, sb)).toBe(true);
     expect(verify("sha256", data, b.publicKey, sa)).toBe(false);
     expect(verify("sha256", data, a.publicKey, sa2)).toBe(true);
+  });
+
+  it("verifies signatures with JWK public keys (P-256, P-384, Ed25519), in batches, and refuses wrong ones", async () => {
+    const data = Buffer.from("a certification request info");
+    const keys = [
+      { pair: generateKeyPairSync("ec", { namedCurve: "P-256" }), hash: "sha256" },
+      { pair: generateKeyPairSync("ec", { namedCurve: "P-384" }), hash: "sha384" },
+      { pair: generateKeyPairSync("ed25519"), hash: null },
+    ];
+    const checks = keys.flatMap(({ pair, hash }) => {
+      const jwk = pair.publicKey.export({ format: "jwk" }) as JsonWebKey;
+      const good = sign(hash, data, pair.privateKey);
+      const bad = Buffer.from(good);
+      bad[bad.length - 1] ^= 1;
+      return [
+        cryptoWorker.verify(hash, data, jwk, good).then((ok) => expect(ok).toBe(true)),
+        cryptoWorker.verify(hash, Buffer.from("other data"), jwk, good).then((ok) => expect(ok).toBe(false)),
+        cryptoWorker.verify(hash, data, jwk, bad).then((ok) => expect(ok).toBe(false)),
+      ];
+    });
+    await Promise.all(checks);
   });
 });

@@ -10,7 +10,7 @@
  * keys are used once, then dropped with the response, as before. When a worker cannot be started
  * or fails, callers fall back to doing the work inline.
  */
-import { createECDH, sign, type KeyObject } from "node:crypto";
+import { createECDH, createPublicKey, sign, verify, type JsonWebKey, type KeyObject } from "node:crypto";
 import { Worker } from "node:worker_threads";
 
 /** The worker's code, plain CommonJS so it runs the same from sources (tsx, vitest) and from dist. */
@@ -30,8 +30,18 @@ parentPort.on("message", (m) => {
       parentPort.postMessage({ id: m.id, keys: out });
     } else if (m.op === "key") {
       keys.set(m.keyId, crypto.createPrivateKey({ key: Buffer.from(m.der), format: "der", type: "pkcs8" }));
-    } else if (m.op === "sign") {
-      parentPort.postMessage({ id: m.id, signature: crypto.sign(m.hash, Buffer.from(m.data), keys.get(m.keyId)) });
+    } else if (m.op === "sign" || m.op === "verify") {
+      // A batch: every request of this kind made during one turn of the main thread's event loop.
+      const out = m.items.map((it) => {
+        try {
+          return m.op === "sign"
+            ? { value: crypto.sign(it.hash, Buffer.from(it.data), keys.get(it.keyId)) }
+            : { value: crypto.verify(it.hash, Buffer.from(it.data), crypto.createPublicKey({ key: it.jwk, format: "jwk" }), Buffer.from(it.signature)) };
+        } catch (err) {
+          return { error: String(err && err.message || err) };
+        }
+      });
+      parentPort.postMessage({ id: m.id, results: out });
     }
   } catch (err) {
     parentPort.postMessage({ id: m.id, error: String(err && err.message || err) });
@@ -46,8 +56,18 @@ const LOW_WATER = 32;
 interface Reply {
   id: number;
   keys?: [Uint8Array, Uint8Array][];
-  signature?: Uint8Array;
+  results?: { value?: unknown; error?: string }[];
   error?: string;
+}
+
+type BatchedOp = "sign" | "verify";
+
+/** A request waiting for its batch: what goes to the worker, and how to do it here instead. */
+interface Queued {
+  item: Record<string, unknown>;
+  inline: () => unknown;
+  resolve: (value: unknown) => void;
+  reject: (err: unknown) => void;
 }
 
 class CryptoWorker {
@@ -59,6 +79,8 @@ class CryptoWorker {
   private refilling = false;
   private readonly keyIds = new WeakMap<KeyObject, number>();
   private nextKeyId = 0;
+  /** Requests made since the last flush, by kind: each kind goes to the worker in one message. */
+  private readonly queues: Record<BatchedOp, Queued[]> = { sign: [], verify: [] };
 
   /** A fresh P-256 key pair (scalar, uncompressed point); inline when the worker is unavailable. */
   async p256Key(): Promise<{ d: Buffer; point: Buffer }> {
@@ -78,12 +100,53 @@ class CryptoWorker {
       this.keyIds.set(key, keyId);
       worker.postMessage({ op: "key", keyId, der: key.export({ type: "pkcs8", format: "der" }) });
     }
-    try {
-      const reply = await this.call({ op: "sign", keyId, hash, data });
-      return Buffer.from(reply.signature!);
-    } catch {
-      return sign(hash, data, key);
-    }
+    const value = await this.batched("sign", { keyId, hash, data }, () => sign(hash, data, key));
+    return Buffer.from(value as Uint8Array);
+  }
+
+  /**
+   * Verifies a signature with a public key given as a JWK (EC or OKP), on the worker: a CSR's
+   * proof of possession costs more than the signature the certificate then gets.
+   */
+  async verify(hash: string | null, data: Buffer, jwk: JsonWebKey, signature: Buffer): Promise<boolean> {
+    const inline = () => verify(hash, data, createPublicKey({ key: jwk, format: "jwk" }), signature);
+    if (!this.ensure()) return inline();
+    return (await this.batched("verify", { hash, data, jwk, signature }, inline)) === true;
+  }
+
+  /**
+   * Requests made during one turn of the event loop travel in one message each way: a message
+   * costs the event loop tens of microseconds, more than a P-256 signature costs the worker.
+   * When the worker cannot answer, the request is done here rather than failed.
+   */
+  private batched(op: BatchedOp, item: Record<string, unknown>, inline: () => unknown): Promise<unknown> {
+    return new Promise((resolve, reject) => {
+      const queue = this.queues[op];
+      if (queue.length === 0) setImmediate(() => this.flush(op));
+      queue.push({ item, inline, resolve, reject });
+    });
+  }
+
+  private flush(op: BatchedOp): void {
+    const batch = this.queues[op];
+    this.queues[op] = [];
+    if (!batch.length) return;
+    const here = (q: Queued) => {
+      try {
+        q.resolve(q.inline());
+      } catch (err) {
+        q.reject(err);
+      }
+    };
+    this.call({ op, items: batch.map((q) => q.item) }).then(
+      (reply) =>
+        batch.forEach((q, i) => {
+          const r = reply.results?.[i];
+          if (r && r.error === undefined) q.resolve(r.value);
+          else here(q);
+        }),
+      () => batch.forEach(here),
+    );
   }
 
   private refill(): void {
