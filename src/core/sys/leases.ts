@@ -54,7 +54,7 @@ export function leasePaths(core: Core): PathDefinition[] {
       await core.leases.revokeLater(id);
       return { status: 202 };
     }
-    const outcome = await core.leases.revoke(id);
+    const outcome = await core.leases.revoke(id, { row });
     if (!outcome.ok) throw new InternalError(`lease revocation failed and will be retried with backoff: ${outcome.error}`);
     return {};
   };
