@@ -330,6 +330,24 @@ describe("loadAgentConfig: defaults and accepted forms", () => {
     expect(load(`${AUTH}\nvault {\n  retry { num_retries = -1 }\n}`).server.numRetries).toBe(0);
   });
 
+  it("keeps sub-second durations (Go units), as Vault Agent does", () => {
+    const config = load(`auto_auth {
+  method "approle" {
+    min_backoff = "250ms"
+    max_backoff = "1.5s"
+    config {
+      role_id_file_path = "/etc/role-id"
+    }
+  }
+}
+template_config {
+  static_secret_render_interval = "1m30s"
+}`);
+    expect(config.autoAuth.method.minBackoffSeconds).toBe(0.25);
+    expect(config.autoAuth.method.maxBackoffSeconds).toBe(1.5);
+    expect(config.templateConfig.staticSecretRenderIntervalSeconds).toBe(90);
+  });
+
   it("accepts method { type = ... } and sink { type = ... }, and config as a block", () => {
     const config = load(`auto_auth {
   method {
@@ -507,7 +525,7 @@ describe("loadAgentConfig: errors name the file, line and key", () => {
     ["a template exec with an unknown key", `${AUTH}\ntemplate {\n  contents = "x"\n  destination = "/x"\n  exec {\n    command = ["a"]\n    retries = 2\n  }\n}`, 'agent.hcl:11: unknown key "retries" in template exec'],
     ["an empty command list", `${AUTH}\ntemplate {\n  contents = "x"\n  destination = "/x"\n  exec {\n    command = []\n  }\n}`, 'agent.hcl:10: template exec: command must be a list of strings such as ["/usr/bin/app", "--flag"] (or one shell command line), got a list'],
     ["a command list with a number", `${AUTH}\ntemplate {\n  contents = "x"\n  destination = "/x"\n  exec {\n    command = ["kill", 1]\n  }\n}`, 'agent.hcl:10: template exec: command must be a list of strings such as ["/usr/bin/app", "--flag"] (or one shell command line), got a list'],
-    ["an exec timeout of zero", `${AUTH}\ntemplate {\n  contents = "x"\n  destination = "/x"\n  exec {\n    command = ["a"]\n    timeout = "0s"\n  }\n}`, 'agent.hcl:11: template exec: timeout must be at least 1s, got string "0s"'],
+    ["an exec timeout of zero", `${AUTH}\ntemplate {\n  contents = "x"\n  destination = "/x"\n  exec {\n    command = ["a"]\n    timeout = "0s"\n  }\n}`, 'agent.hcl:11: template exec: timeout must be at least 1ms, got string "0s"'],
     ["both exec and command", `${AUTH}\ntemplate {\n  contents = "x"\n  destination = "/x"\n  command = "a"\n  exec {\n    command = ["a"]\n  }\n}`, "agent.hcl:9: template: use exec { command = [...] } or the older command, not both"],
     ["command_timeout without command", `${AUTH}\ntemplate {\n  contents = "x"\n  destination = "/x"\n  command_timeout = "5s"\n}`, "agent.hcl:9: template: command_timeout needs command (or use exec { command, timeout })"],
 
@@ -526,7 +544,7 @@ describe("loadAgentConfig: errors name the file, line and key", () => {
 
     // template_config
     ["a misspelt template_config key", `${AUTH}\ntemplate_config {\n  exit_on_retry_failur = true\n}`, 'agent.hcl:7: unknown key "exit_on_retry_failur" in template_config (did you mean "exit_on_retry_failure"?)'],
-    ["a render interval of zero", `${AUTH}\ntemplate_config {\n  static_secret_render_interval = "0s"\n}`, 'agent.hcl:7: template_config: static_secret_render_interval must be at least 1s, got string "0s"'],
+    ["a render interval of zero", `${AUTH}\ntemplate_config {\n  static_secret_render_interval = "0s"\n}`, 'agent.hcl:7: template_config: static_secret_render_interval must be at least 1ms, got string "0s"'],
     ["a lease renewal threshold above 1", `${AUTH}\ntemplate_config {\n  lease_renewal_threshold = 1.5\n}`, "agent.hcl:7: template_config: lease_renewal_threshold must be a number greater than 0 and at most 1 (a fraction of the lease), got number 1.5"],
     ["max_connections_per_host of zero", `${AUTH}\ntemplate_config {\n  max_connections_per_host = 0\n}`, "agent.hcl:7: template_config: max_connections_per_host must be at least 1, got 0"],
     ["two template_config blocks", `${AUTH}\ntemplate_config {}\ntemplate_config {}`, "agent.hcl:7: only one template_config block is allowed (found 2)"],

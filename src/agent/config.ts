@@ -648,18 +648,18 @@ class AgentConfigReader extends HclConfigReader {
     return n;
   }
 
-  /** A positive duration in whole seconds. */
+  /** A positive duration in seconds; sub-second values (`"500ms"`, `"1.5s"`) are kept, down to 1 ms. */
   private duration(body: HclObject, key: string, where: string): number {
     const v = body[key];
     let seconds: number;
     try {
       if (typeof v !== "string" && typeof v !== "number") throw new UserError(`expected a duration such as "30s" or a number of seconds, got ${describeValue(v)}`);
-      seconds = parseDuration(v, this.label(key, where));
+      seconds = parseDuration(v, this.label(key, where), { fractional: true });
     } catch (err) {
       const msg = (err as Error).message;
       return this.fail(body, key, msg.startsWith(this.label(key, where)) ? msg : `${this.label(key, where)}: ${msg}`);
     }
-    if (seconds <= 0) this.fail(body, key, `${this.label(key, where)} must be at least 1s, got ${describeValue(v)}`);
+    if (seconds < 0.001) this.fail(body, key, `${this.label(key, where)} must be at least 1ms, got ${describeValue(v)}`);
     return seconds;
   }
 

@@ -17,12 +17,14 @@ export const MAX_DURATION_SECONDS = 9_223_372_036;
 /**
  * Parses a duration the way Vault does: an integer number of seconds (number or numeric string)
  * or a Go duration string such as `"90s"`, `"1h30m"`, `"72h"` (Vault also accepts `d`).
- * Returns whole seconds (fractions are truncated, as Vault does).
+ * Returns whole seconds (fractions are truncated, as Vault does), or with `fractional` the exact
+ * number of seconds (for settings that take sub-second values such as the agent's `"500ms"`).
  */
-export function parseDuration(input: unknown, field = "duration"): number {
+export function parseDuration(input: unknown, field = "duration", opts: { fractional?: boolean } = {}): number {
+  const whole = (seconds: number) => (opts.fractional ? seconds : Math.floor(seconds + 1e-9));
   if (typeof input === "number") {
     if (!Number.isFinite(input) || input < 0) throw new UserError(`${field}: must be a non-negative duration`);
-    return inRange(Math.floor(input), field, input);
+    return inRange(opts.fractional ? input : Math.floor(input), field, input);
   }
   if (typeof input !== "string") throw new UserError(`${field}: expected a duration such as 30, "30s", "15m" or "1h"`);
   const s = input.trim();
@@ -39,7 +41,7 @@ export function parseDuration(input: unknown, field = "duration"): number {
     pos = re.lastIndex;
   }
   if (!Number.isFinite(total)) throw new UserError(`${field}: invalid duration ${JSON.stringify(input)}`);
-  return inRange(Math.floor(total + 1e-9), field, input);
+  return inRange(whole(total), field, input);
 }
 
 function inRange(seconds: number, field: string, input: unknown): number {
