@@ -53,7 +53,8 @@ function endSessionsOf(oid: number): string {
  * connection are never used. When any of the roles owns something, the whole statement fails with
  * 2BP01 and none is dropped.
  */
-function dropRoles(names: string[]): string {
+function dropRoles(roles: string[]): string {
+  const names = [...new Set(roles)];
   const literals = names.map((n) => pg.escapeLiteral(n)).join(", ");
   const setting = pg.escapeLiteral(REVOKED_OID_SETTING);
   return [
