@@ -25,7 +25,7 @@ export { TOKEN_FILE_NAME, readTokenFile, tokenFilePath, writeTokenFile } from ".
 export { AbortError, Backoff, backoffDelay, sleep } from "./backoff.js";
 export { KUBERNETES_TOKEN_PATH, appRoleAuth, authFromLookup, authMountPath, certAuth, jwtAuth, kubernetesAuth, loginRequest, tokenAuth } from "./auth-methods.js";
 export type { AppRoleOptions, AuthMethod, CertOptions, Credential, JwtOptions, KubernetesOptions } from "./auth-methods.js";
-export { LeaseKeeper, renewalDelayMs, replacementTime } from "./lease-keeper.js";
+export { LeaseKeeper, certificateLifetime, renewalDelayMs, replacementTime, secretLifetime } from "./lease-keeper.js";
 export type { LeaseInfo, LeaseKeeperEvents, LeaseKeeperOptions, Renewal } from "./lease-keeper.js";
 export { TokenKeeper } from "./token-keeper.js";
 export { renewLease, revokeObtained } from "./leases.js";

@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { ConnectionError, PermissionDeniedError, ServerError, BadRequestError } from "./errors.js";
-import { LeaseKeeper, renewalDelayMs, replacementTime, type LeaseKeeperOptions, type Renewal } from "./lease-keeper.js";
+import { LeaseKeeper, certificateLifetime, renewalDelayMs, replacementTime, secretLifetime, type LeaseKeeperOptions, type Renewal } from "./lease-keeper.js";
 
 /**
  * The keeper's schedule runs on vitest's fake clock (setTimeout and Date are both faked), with
@@ -613,5 +613,33 @@ describe("LeaseKeeper on the real clock", () => {
     } finally {
       await keeper.stop();
     }
+  });
+});
+
+describe("the lifetime a keeper follows", () => {
+  const now = Date.UTC(2026, 10, 22, 12, 0, 0);
+  beforeEach(() => {
+    vi.useFakeTimers();
+    vi.setSystemTime(now);
+  });
+  afterEach(() => vi.useRealTimers());
+
+  it("is the lease when the secret has one (a leased certificate included)", () => {
+    const s = { lease_id: "database/creds/ro/abc", lease_duration: 300, renewable: true, data: { username: "u" } };
+    expect(secretLifetime(s)).toEqual({ id: "database/creds/ro/abc", durationSeconds: 300, renewable: true });
+    const leasedCert = { lease_id: "pki/issue/web/x", lease_duration: 60, renewable: false, data: { certificate: "PEM", expiration: now / 1000 + 3600 } };
+    expect(secretLifetime(leasedCert)).toEqual({ id: "pki/issue/web/x", durationSeconds: 60, renewable: false });
+  });
+
+  it("is a certificate's own expiry when it has no lease, never renewable", () => {
+    const cert = { lease_id: "", lease_duration: 0, renewable: false, data: { certificate: "PEM", serial_number: "1a:2b", expiration: now / 1000 + 3600 } };
+    expect(secretLifetime(cert)).toEqual({ id: "1a:2b", durationSeconds: 3600, renewable: false });
+    expect(certificateLifetime({ certificate: "PEM", expiration: now / 1000 - 5 })).toEqual({ id: "certificate", durationSeconds: 0, renewable: false });
+  });
+
+  it("is none for a static secret (re-read on an interval instead)", () => {
+    expect(secretLifetime({ lease_id: "", lease_duration: 0, renewable: false, data: { data: { password: "x" } } })).toBeUndefined();
+    expect(secretLifetime({ lease_id: "", lease_duration: 0, renewable: false, data: null })).toBeUndefined();
+    expect(certificateLifetime({ expiration: 123 })).toBeUndefined();
   });
 });

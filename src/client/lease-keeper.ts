@@ -24,6 +24,25 @@ export interface LeaseInfo {
   renewable: boolean;
 }
 
+/**
+ * A certificate answer (`pki/issue`, `pki/sign`) followed by its own expiry: never renewed,
+ * replaced before NotAfter. Undefined when `data` is not a certificate with an expiration.
+ */
+export function certificateLifetime(data: Record<string, unknown> | null | undefined): LeaseInfo | undefined {
+  if (!data || typeof data.expiration !== "number" || typeof data.certificate !== "string") return undefined;
+  return { id: String(data.serial_number ?? "certificate"), durationSeconds: Math.max(0, data.expiration - Date.now() / 1000), renewable: false };
+}
+
+/**
+ * The lifetime a keeper follows for a secret answer (the library's `watch` and the agent): its
+ * lease when it has one, else a certificate's own expiry; undefined for a static secret, which is
+ * re-read on an interval instead.
+ */
+export function secretLifetime(s: { lease_id: string; lease_duration: number; renewable: boolean; data: unknown }): LeaseInfo | undefined {
+  if (s.lease_id && s.lease_duration > 0) return { id: s.lease_id, durationSeconds: s.lease_duration, renewable: s.renewable };
+  return certificateLifetime(s.data && typeof s.data === "object" ? (s.data as Record<string, unknown>) : undefined);
+}
+
 /** What a renewal answered. `value`, when given, replaces the current value (a renewed secret's envelope). */
 export interface Renewal<T> {
   durationSeconds: number;

@@ -13,7 +13,7 @@ import { homedir } from "node:os";
 import type { AuthMethod } from "./auth-methods.js";
 import { LeaseholdClient, type ClientOptions, type QueryValue } from "./client.js";
 import { ClientConfigError } from "./errors.js";
-import { LeaseKeeper, type LeaseKeeperEvents } from "./lease-keeper.js";
+import { LeaseKeeper, secretLifetime, type LeaseKeeperEvents } from "./lease-keeper.js";
 import { renewLease, revokeObtained } from "./leases.js";
 import { clientOptionsFromSettings, resolveClientSettings } from "./settings.js";
 import { TokenKeeper } from "./token-keeper.js";
@@ -204,7 +204,7 @@ export class Leasehold {
     if (!fetch) throw new ClientConfigError("watch: this secret was not obtained through this client; pass options.fetch to say how to obtain a replacement");
     const keeper: LeaseKeeper<T> = new LeaseKeeper<T>({
       initial: secret,
-      lease: (s) => (s.lease_id ? { id: s.lease_id, durationSeconds: s.lease_duration, renewable: s.renewable } : undefined),
+      lease: secretLifetime,
       renew: async (s, increment) => {
         const res = await this.leases.renew(s.lease_id, increment);
         return { durationSeconds: res.lease_duration, renewable: res.renewable };

@@ -9,7 +9,7 @@
  */
 import * as tls from "node:tls";
 import type { IssuedCertificate, Leasehold, Secret } from "./leasehold.js";
-import { LeaseKeeper } from "./lease-keeper.js";
+import { LeaseKeeper, certificateLifetime } from "./lease-keeper.js";
 
 export interface TlsCertificateOptions {
   /** The PKI mount; `pki` unless given. */
@@ -110,7 +110,7 @@ export async function tlsCertificate(lh: Leasehold, role: string, params: Record
   const keeper = new LeaseKeeper<Secret<IssuedCertificate>>({
     initial: first,
     // Certificates are not renewed: the lifetime that matters is the certificate's own.
-    lease: (s) => ({ id: s.data.serial_number, durationSeconds: Math.max(0, s.data.expiration - Date.now() / 1000), renewable: false }),
+    lease: (s) => certificateLifetime(s.data as unknown as Record<string, unknown>),
     renew: () => Promise.reject(new Error("certificates are not renewable")),
     fetch: issue,
     threshold: options.threshold ?? 0.7,

@@ -1,5 +1,5 @@
-import { PermissionDenied, policiesUnchanged } from "../../../src/sdk/index.js";
 import type { Backend, PluginFactory } from "../../../src/sdk/index.js";
+import { checkRenewalThroughRole } from "../shared/roles.js";
 import { loginPath } from "./paths/login.js";
 import { rolePaths } from "./paths/role.js";
 import { secretIdPaths } from "./paths/secret-id.js";
@@ -20,9 +20,7 @@ export const approlePlugin: PluginFactory = {
       unauthenticatedPaths: ["login"],
       // Vault refuses to renew when the role is gone or its policies changed since the login.
       async renewAuth(token) {
-        const role = token.metadata.role_name ? await store.roles.get(token.metadata.role_name) : undefined;
-        if (!role) throw new PermissionDenied(`role "${token.metadata.role_name ?? ""}" does not exist during renewal`);
-        if (!policiesUnchanged(role, token.policies)) throw new PermissionDenied("policies have changed, not renewing");
+        checkRenewalThroughRole(token.metadata.role_name ? await store.roles.get(token.metadata.role_name) : undefined, token.metadata.role_name, token.policies);
       },
     };
   },

@@ -1,8 +1,7 @@
 import { z } from "zod";
-import { NotFound, PermissionDenied, policiesUnchanged } from "../../../src/sdk/index.js";
-import type { Backend, HandlerRequest, PluginFactory } from "../../../src/sdk/index.js";
-import { ConfigCache } from "../shared/config-cache.js";
-import { NamedRecords } from "../shared/roles.js";
+import type { Backend, PluginFactory } from "../../../src/sdk/index.js";
+import { ConfigCache, configPath } from "../shared/config-cache.js";
+import { NamedRecords, checkRenewalThroughRole } from "../shared/roles.js";
 import { buildValidator, checkedValidator, configFromInput, configSchema, configView, loadConfig, type Validator } from "./config.js";
 import { loginPath } from "./paths/login.js";
 import { rolePaths, type JwtRole } from "./paths/role.js";
@@ -25,35 +24,20 @@ export const jwtPlugin: PluginFactory = {
     return {
       paths: [
         loginPath(roles, () => validator.get()),
-        {
-          pattern: "config",
-          operations: {
-            read: {
-              handler: async () => {
-                const cfg = await loadConfig(ctx.storage);
-                if (!cfg) throw new NotFound();
-                return { data: configView(cfg) };
-              },
-            },
-            update: {
-              schema: configSchema,
-              handler: async (r: HandlerRequest) => {
-                const cfg = configFromInput(r.data as z.infer<typeof configSchema>);
-                const v = await checkedValidator(cfg, logger);
-                await ctx.storage.putJSON("config", cfg);
-                validator.set(v);
-              },
-              summary: "Configure how tokens are verified (exactly one of oidc_discovery_url, jwks_url, jwt_validation_pubkeys).",
-            },
-          },
-        },
+        configPath({
+          storage: ctx.storage,
+          schema: configSchema,
+          fromInput: (d: z.infer<typeof configSchema>) => configFromInput(d),
+          view: configView,
+          prepare: (cfg) => checkedValidator(cfg, logger),
+          cache: validator,
+          summary: "Configure how tokens are verified (exactly one of oidc_discovery_url, jwks_url, jwt_validation_pubkeys).",
+        }),
         ...rolePaths(roles),
       ],
       unauthenticatedPaths: ["login"],
       async renewAuth(token) {
-        const role = token.metadata.role ? await roles.get(token.metadata.role) : undefined;
-        if (!role) throw new PermissionDenied("role could not be found during renewal");
-        if (!policiesUnchanged(role, token.policies)) throw new PermissionDenied("policies have changed, not renewing");
+        checkRenewalThroughRole(token.metadata.role ? await roles.get(token.metadata.role) : undefined, token.metadata.role, token.policies);
       },
     };
   },

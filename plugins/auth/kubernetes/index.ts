@@ -1,9 +1,8 @@
 import { z } from "zod";
-import { NotFound, PermissionDenied, policiesUnchanged } from "../../../src/sdk/index.js";
-import type { Backend, HandlerRequest, PluginFactory } from "../../../src/sdk/index.js";
-import { ConfigCache } from "../shared/config-cache.js";
+import type { Backend, PluginFactory } from "../../../src/sdk/index.js";
+import { ConfigCache, configPath } from "../shared/config-cache.js";
 import { KeySet, staticKeySource } from "../shared/jwt.js";
-import { NamedRecords } from "../shared/roles.js";
+import { NamedRecords, checkRenewalThroughRole } from "../shared/roles.js";
 import { configFromInput, configSchema, configView, type KubeConfig } from "./config.js";
 import { loginPath, type KubeState } from "./paths/login.js";
 import { rolePaths, type KubeRole } from "./paths/role.js";
@@ -29,34 +28,20 @@ export const kubernetesPlugin: PluginFactory = {
     return {
       paths: [
         loginPath(roles, () => state.get(), logger),
-        {
-          pattern: "config",
-          operations: {
-            read: {
-              handler: async () => {
-                const cfg = await ctx.storage.getJSON<KubeConfig>("config");
-                if (!cfg) throw new NotFound();
-                return { data: configView(cfg) };
-              },
-            },
-            update: {
-              schema: configSchema,
-              handler: async (r: HandlerRequest) => {
-                const cfg = configFromInput(r.data as z.infer<typeof configSchema>);
-                await ctx.storage.putJSON("config", cfg);
-                state.set(stateOf(cfg));
-              },
-              summary: "Configure the cluster: API host, CA, reviewer token, optional local verification keys.",
-            },
-          },
-        },
+        configPath({
+          storage: ctx.storage,
+          schema: configSchema,
+          fromInput: (d: z.infer<typeof configSchema>) => configFromInput(d),
+          view: configView,
+          prepare: stateOf,
+          cache: state,
+          summary: "Configure the cluster: API host, CA, reviewer token, optional local verification keys.",
+        }),
         ...rolePaths(roles),
       ],
       unauthenticatedPaths: ["login"],
       async renewAuth(token) {
-        const role = token.metadata.role ? await roles.get(token.metadata.role) : undefined;
-        if (!role) throw new PermissionDenied(`role ${JSON.stringify(token.metadata.role ?? "")} could not be found during renewal`);
-        if (!policiesUnchanged(role, token.policies)) throw new PermissionDenied("policies have changed, not renewing");
+        checkRenewalThroughRole(token.metadata.role ? await roles.get(token.metadata.role) : undefined, token.metadata.role, token.policies);
       },
     };
   },

@@ -1,4 +1,4 @@
-import { NotFound, UserError, zName } from "../../../src/sdk/index.js";
+import { NotFound, PermissionDenied, UserError, policiesUnchanged, zName } from "../../../src/sdk/index.js";
 import type { ZodType } from "zod";
 import type { HandlerRequest, HandlerResponse, PathDefinition, StorageView } from "../../../src/sdk/index.js";
 
@@ -7,6 +7,15 @@ export function roleNameOf(raw: string | undefined, what = "role", lowerCase = f
   const checked = zName.safeParse(raw ?? "");
   if (!checked.success) throw new UserError(`invalid ${what} name ${JSON.stringify(raw ?? "")}: ${checked.error.issues[0]?.message ?? "invalid"}`);
   return lowerCase ? checked.data.toLowerCase() : checked.data;
+}
+
+/**
+ * Vault's renewal rule for logins through a role: the role must still exist and a login through it
+ * now must grant the token's policies ("policies have changed, not renewing").
+ */
+export function checkRenewalThroughRole(role: Parameters<typeof policiesUnchanged>[0] | undefined, roleName: string | undefined, tokenPolicies: string[]): void {
+  if (!role) throw new PermissionDenied(`role ${JSON.stringify(roleName ?? "")} could not be found during renewal`);
+  if (!policiesUnchanged(role, tokenPolicies)) throw new PermissionDenied("policies have changed, not renewing");
 }
 
 /** Named JSON records under one storage prefix (`role/`, `certs/`). */

@@ -8,7 +8,7 @@
  * KV version 2 paths are rewritten as Vault Agent does: `secret "secret/app"` on a KV v2 mount
  * reads `secret/data/app` (the mount's version comes from `sys/internal/ui/mounts/<path>`).
  */
-import { AbortError, LeaseKeeper, isRetryable, renewLease, type LeaseholdClient, type TokenKeeper, type VaultResponse } from "../../client/index.js";
+import { AbortError, LeaseKeeper, isRetryable, renewLease, secretLifetime, type LeaseholdClient, type TokenKeeper, type VaultResponse } from "../../client/index.js";
 import type { SecretResult, SecretSource } from "../template/index.js";
 import type { AgentLogger } from "./logger.js";
 
@@ -123,7 +123,7 @@ export class AgentSecrets implements SecretSource {
     const { logger, tokens, client } = this.options;
     return new LeaseKeeper<Fetched>({
       initial: first,
-      lease: ({ result }) => leaseOf(result),
+      lease: ({ result }) => secretLifetime(result),
       renew: async (value, increment, signal) => {
         const body = await renewLease(client, value.result.lease_id, increment, signal);
         const result = { ...value.result, lease_duration: body.lease_duration ?? 0, renewable: body.renewable ?? false };
@@ -200,15 +200,3 @@ export class AgentSecrets implements SecretSource {
   }
 }
 
-/**
- * A secret's lease for the keeper. Certificates without a lease (the usual `pki/issue`) are kept
- * by their own expiry; other secrets without a lease are static (re-read on the interval).
- */
-function leaseOf(result: SecretResult): { id: string; durationSeconds: number; renewable: boolean } | undefined {
-  if (result.lease_id && result.lease_duration > 0) return { id: result.lease_id, durationSeconds: result.lease_duration, renewable: result.renewable };
-  const expiration = result.data.expiration;
-  if (typeof expiration === "number" && typeof result.data.certificate === "string") {
-    return { id: String(result.data.serial_number ?? "certificate"), durationSeconds: Math.max(0, expiration - Date.now() / 1000), renewable: false };
-  }
-  return undefined;
-}
