@@ -30,7 +30,7 @@ FROM pg_roles r WHERE r.rolname = $1`;
 
 /** "role cannot be dropped because some objects depend on it". */
 const DEPENDENT_OBJECTS = "2BP01";
-/** Session setting (custom, per connection) that carries a dropped role's OID to the sweep after COMMIT. */
+/** Session setting (custom, per connection) that carries the dropped roles' OIDs (comma-separated) to the sweep after COMMIT. */
 const REVOKED_OID_SETTING = "leasehold.revoked_role_oid";
 
 /** Ends the sessions whose user OID satisfies the SQL condition `userIs` on `uid` (never our own). */
