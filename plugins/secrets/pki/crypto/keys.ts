@@ -1,4 +1,4 @@
-import { createHash, createPrivateKey, createPublicKey, generateKeyPair, generateKeyPairSync, sign, type KeyObject, type JsonWebKey } from "node:crypto";
+import { createPrivateKey, hash, createPublicKey, generateKeyPair, generateKeyPairSync, sign, type KeyObject, type JsonWebKey } from "node:crypto";
 import { promisify } from "node:util";
 import { UserError } from "../../../../src/sdk/index.js";
 import { bitString, children, content, explicit, octetString, oid, readElement, seq, smallInteger, tlv, TAG } from "./der.js";
@@ -101,7 +101,7 @@ function b64u(s: string | undefined, size: number, what: string): Buffer {
  * encodings match node:crypto's byte for byte.
  */
 function ecKeyFromParts(d: Buffer, point: Buffer, curve: Curve, privateKey?: KeyObject): GeneratedKey {
-  const algorithm = seq(oid(OID_EC_PUBLIC_KEY), oid(curve.oid));
+  const algorithm = ecAlgorithm(curve);
   const pkcs8 = () => seq(smallInteger(0), algorithm, octetString(seq(smallInteger(1), octetString(d), explicit(1, bitString(point)))));
   let keyObject = privateKey;
   return {
@@ -115,6 +115,14 @@ function ecKeyFromParts(d: Buffer, point: Buffer, curve: Curve, privateKey?: Key
     nativeDer: () => ({ label: "EC PRIVATE KEY", der: seq(smallInteger(1), octetString(d), explicit(0, oid(curve.oid)), explicit(1, bitString(point))) }),
     pkcs8Der: pkcs8,
   };
+}
+
+const ecAlgorithms = new Map<number, Buffer>();
+/** The AlgorithmIdentifier of EC keys on `curve`, encoded once per curve. */
+function ecAlgorithm(curve: Curve): Buffer {
+  let der = ecAlgorithms.get(curve.bits);
+  if (!der) ecAlgorithms.set(curve.bits, (der = seq(oid(OID_EC_PUBLIC_KEY), oid(curve.oid))));
+  return der;
 }
 
 /** From a KeyObject (pool-generated P-384/P-521 keys): one SEC1 export carries d and the point. */
@@ -216,7 +224,7 @@ export function spkiPublicKeyBits(spki: Buffer): Buffer {
 
 /** RFC 5280 §4.2.1.2 method 1: SHA-1 of the subjectPublicKey bits. */
 export function keyIdentifier(publicKeyBits: Buffer): Buffer {
-  return createHash("sha1").update(publicKeyBits).digest();
+  return hash("sha1", publicKeyBits, "buffer"); // one-shot: no Hash object per certificate
 }
 
 /** Type and size of a public or private key object; throws 400 for anything we do not issue with. */

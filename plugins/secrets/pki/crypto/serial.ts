@@ -24,11 +24,15 @@ export function newSerial(): Buffer {
 
 /** Vault's text form: lowercase hex pairs joined by `:`, without leading zero bytes. */
 export function formatSerial(bytes: Buffer): string {
+  if (bytes.length === 0) return "";
   let i = 0;
   while (i < bytes.length - 1 && bytes[i] === 0) i++;
-  const hex = bytes.subarray(i).toString("hex");
-  return hex.replace(/(..)(?!$)/g, "$1:");
+  let out = HEX_PAIRS[bytes[i]];
+  for (i++; i < bytes.length; i++) out += ":" + HEX_PAIRS[bytes[i]];
+  return out;
 }
+
+const HEX_PAIRS = Array.from({ length: 256 }, (_, b) => b.toString(16).padStart(2, "0"));
 
 /** Accepts `xx:xx:..`, `xx-xx-..` or plain hex; returns the canonical `xx:xx` form. */
 export function parseSerial(input: string): string {
