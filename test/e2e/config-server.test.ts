@@ -3,36 +3,25 @@
  * file-backed SQLite store. Covers Shamir init/unseal, the sealed gate, crash (SIGKILL) recovery,
  * `sys/seal`, the static-key auto-unseal, config errors and graceful shutdown.
  */
-import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
+import { killCliProcesses, spawnCli, type CliProcess } from "../helpers/cli-process.js";
 import { call } from "../helpers/server.js";
 
-const REPO_ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const START_TIMEOUT_MS = 45_000;
 const EXIT_TIMEOUT_MS = 15_000;
 
-interface Child {
-  proc: ChildProcess;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  stdout: () => string;
-  stderr: () => string;
-}
+type Child = CliProcess;
 
-const children = new Set<ChildProcess>();
 const tempDirs: string[] = [];
 
 afterAll(async () => {
-  for (const proc of children) {
-    if (proc.exitCode === null && proc.signalCode === null) proc.kill("SIGKILL");
-  }
-  // Give the OS a moment to reap them before the temp dirs go.
-  await Promise.all([...children].map((p) => (p.exitCode === null && p.signalCode === null ? new Promise((r) => p.once("exit", r)) : undefined)));
+  // Reaped before the temp dirs go.
+  await killCliProcesses();
   for (const d of tempDirs) rmSync(d, { recursive: true, force: true });
 });
 
@@ -56,18 +45,7 @@ async function freePort(): Promise<number> {
 
 /** `node --import tsx src/cli/main.ts server -config=<file>`, from the repository root. */
 function spawnServer(configFile: string): Child {
-  const proc = spawn(process.execPath, ["--import", "tsx", "src/cli/main.ts", "server", `-config=${configFile}`], {
-    cwd: REPO_ROOT,
-    env: { ...process.env, LEASEHOLD_LOG_LEVEL: "", VAULT_LOG_LEVEL: "" },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  children.add(proc);
-  let out = "";
-  let err = "";
-  proc.stdout!.on("data", (b: Buffer) => (out += b.toString("utf8")));
-  proc.stderr!.on("data", (b: Buffer) => (err += b.toString("utf8")));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => proc.once("exit", (code, signal) => resolve({ code, signal })));
-  return { proc, exited, stdout: () => out, stderr: () => err };
+  return spawnCli(["server", `-config=${configFile}`]);
 }
 
 async function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {

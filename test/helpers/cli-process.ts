@@ -1,0 +1,40 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { resolve } from "node:path";
+
+const REPO_ROOT = resolve(import.meta.dirname, "../..");
+
+/** A `leasehold` CLI child process run from the repository's sources, and what it printed. */
+export interface CliProcess {
+  proc: ChildProcess;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  stdout(): string;
+  stderr(): string;
+}
+
+const children = new Set<ChildProcess>();
+
+/**
+ * `node --import tsx src/cli/main.ts <args>` from the repository root, as an operator runs the
+ * CLI; log-level variables of the test environment are cleared, `env` is added on top.
+ */
+export function spawnCli(args: string[], env: Record<string, string> = {}): CliProcess {
+  const proc = spawn(process.execPath, ["--import", "tsx", "src/cli/main.ts", ...args], {
+    cwd: REPO_ROOT,
+    env: { ...process.env, LEASEHOLD_LOG_LEVEL: "", VAULT_LOG_LEVEL: "", ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  children.add(proc);
+  let out = "";
+  let err = "";
+  proc.stdout!.on("data", (b: Buffer) => (out += b.toString("utf8")));
+  proc.stderr!.on("data", (b: Buffer) => (err += b.toString("utf8")));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => proc.once("exit", (code, signal) => r({ code, signal })));
+  return { proc, exited, stdout: () => out, stderr: () => err };
+}
+
+/** Kills every CLI process this test file started that is still running, and waits for them (afterAll). */
+export async function killCliProcesses(): Promise<void> {
+  for (const proc of children) if (proc.exitCode === null && proc.signalCode === null) proc.kill("SIGKILL");
+  await Promise.all([...children].map((p) => (p.exitCode === null && p.signalCode === null ? new Promise((r) => p.once("exit", r)) : undefined)));
+  children.clear();
+}
