@@ -4,5 +4,6 @@ export * from "./durations.js";
 export * from "./fields.js";
 export type * from "./types.js";
 export * from "./cidr.js";
+export * from "./glob.js";
 export * from "./token-fields.js";
 export * from "./database.js";

@@ -2,8 +2,7 @@
 import "reflect-metadata";
 import { X509Certificate } from "node:crypto";
 import * as x509 from "@peculiar/x509";
-import { UserError } from "../../../src/sdk/index.js";
-import { matchesAnyGlob } from "../shared/glob.js";
+import { UserError, matchesAnyGlob } from "../../../src/sdk/index.js";
 
 /** A certificate as both parsers see it: node:crypto verifies, @peculiar/x509 reads extensions. */
 export interface ParsedCert {

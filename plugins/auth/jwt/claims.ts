@@ -1,5 +1,4 @@
-import { PermissionDenied, UserError } from "../../../src/sdk/index.js";
-import { globMatch } from "../shared/glob.js";
+import { PermissionDenied, UserError, globMatch } from "../../../src/sdk/index.js";
 
 /** A bound claim's expected value(s): a scalar or a list of scalars. */
 export type BoundValue = string | number | boolean | (string | number | boolean)[];

@@ -1,3 +1,4 @@
+import { matchesAnyGlob } from "../../../src/sdk/index.js";
 import type { StorageView } from "../../../src/sdk/index.js";
 
 /** `config/<name>`: a connection. Encrypted at rest by the barrier, like everything in the view. */
@@ -135,10 +136,5 @@ export class DatabaseStore {
 
 /** Vault's `allowed_roles`: names or globs (`*` anywhere); `*` alone allows every role. */
 export function roleAllowed(allowed: readonly string[], role: string): boolean {
-  return allowed.some((pattern) => {
-    if (pattern === "*" || pattern === role) return true;
-    if (!pattern.includes("*")) return false;
-    const re = new RegExp(`^${pattern.split("*").map((p) => p.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")).join(".*")}$`);
-    return re.test(role);
-  });
+  return matchesAnyGlob(allowed, role);
 }

@@ -1,6 +1,6 @@
 import { isIP } from "node:net";
 import { domainToASCII } from "node:url";
-import { UserError } from "../../../src/sdk/index.js";
+import { UserError, globMatch } from "../../../src/sdk/index.js";
 import { emptyAltNames, ipBytes, type AltNames } from "./crypto/certificate.js";
 import type { Role } from "./model.js";
 
@@ -20,21 +20,6 @@ const HOSTNAME = /^(([a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])\.)*([A-Za-
 export function isHostname(name: string): boolean {
   const ascii = domainToASCII(name);
   return ascii !== "" && ascii.length <= 253 && HOSTNAME.test(ascii);
-}
-
-/** Shell-style glob as Vault's go-glob: `*` matches any run of characters (dots and slashes too). */
-export function globMatch(pattern: string, value: string): boolean {
-  if (!pattern.includes("*")) return pattern === value;
-  const parts = pattern.split("*");
-  if (!value.startsWith(parts[0])) return false;
-  let pos = parts[0].length;
-  for (let i = 1; i < parts.length - 1; i++) {
-    const at = value.indexOf(parts[i], pos);
-    if (at < 0) return false;
-    pos = at + parts[i].length;
-  }
-  const last = parts[parts.length - 1];
-  return value.length - last.length >= pos && value.endsWith(last);
 }
 
 /** RFC 6125 wildcards Vault accepts: one `*` in the left-most label only (`*.x`, `f*.x`, `*o.x`, `f*o.x`). */

@@ -1,8 +1,7 @@
 import type { Logger } from "pino";
 import { z } from "zod";
-import { PermissionDenied, UserError, authResultFromTokenFields, checkLoginAddress } from "../../../../src/sdk/index.js";
+import { PermissionDenied, UserError, authResultFromTokenFields, checkLoginAddress, matchesAnyGlob } from "../../../../src/sdk/index.js";
 import type { HandlerRequest, HandlerResponse, PathDefinition } from "../../../../src/sdk/index.js";
-import { matchesAnyGlob } from "../../shared/glob.js";
 import { ASYMMETRIC_ALGS, audiencesOf, checkTimeClaims, decodeJwt, verifyJwtSignature, type KeySource } from "../../shared/jwt.js";
 import { NamedRecords, roleNameOf } from "../../shared/roles.js";
 import { reviewCredentials, type KubeConfig } from "../config.js";

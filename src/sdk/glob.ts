@@ -1,5 +1,6 @@
 /**
- * Vault's glob (go-glob): `*` matches any run of characters, including none and including `/`;
+ * Vault's glob (go-glob), as its auth methods (bound claims, service accounts, certificate names),
+ * PKI roles (allowed domains and URI SANs) and database configs (allowed_roles) use it: `*` matches any run of characters, including none and including `/`;
  * every other character is literal. `*` alone matches everything.
  */
 export function globMatch(pattern: string, value: string): boolean {
