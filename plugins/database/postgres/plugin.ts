@@ -242,35 +242,32 @@ export class PostgresPlugin implements DatabasePlugin {
   }
 
   private async dropBatch(batch: QueuedDrop[]): Promise<void> {
-    try {
-      await this.dropNow(batch.map((b) => b.name));
-      for (const b of batch) b.resolve(true);
-      return;
-    } catch (err) {
-      const dependents = err instanceof DatabasePluginError && err.dbCode === DEPENDENT_OBJECTS;
-      if (batch.length === 1) {
-        if (dependents) batch[0].resolve(false);
-        else batch[0].reject(err);
+    if (batch.length > 1) {
+      try {
+        await this.dropNow(batch.map((b) => b.name));
+        for (const b of batch) b.resolve(true);
         return;
-      }
-      // One role of the batch owns something (or another statement-level refusal): nothing was
-      // dropped; each role goes again on its own, so only that one takes the longer path.
-      if (!(err instanceof DatabasePluginError) || !err.dbCode) {
-        for (const b of batch) b.reject(err);
-        return;
+      } catch (err) {
+        // Not a refusal by PostgreSQL (the connection failed): every revocation fails, to be retried.
+        if (!(err instanceof DatabasePluginError) || !err.dbCode) {
+          for (const b of batch) b.reject(err);
+          return;
+        }
+        // One role of the batch owns something (or another statement-level refusal): nothing was
+        // dropped; each role goes again on its own, so only that one takes the longer path.
       }
     }
-    await Promise.all(
-      batch.map(async (b) => {
-        try {
-          await this.dropNow([b.name]);
-          b.resolve(true);
-        } catch (err) {
-          if (err instanceof DatabasePluginError && err.dbCode === DEPENDENT_OBJECTS) b.resolve(false);
-          else b.reject(err);
-        }
-      }),
-    );
+    await Promise.all(batch.map((b) => this.dropOne(b)));
+  }
+
+  private async dropOne(b: QueuedDrop): Promise<void> {
+    try {
+      await this.dropNow([b.name]);
+      b.resolve(true);
+    } catch (err) {
+      if (err instanceof DatabasePluginError && err.dbCode === DEPENDENT_OBJECTS) b.resolve(false);
+      else b.reject(err);
+    }
   }
 
   private dropNow(names: string[]): Promise<void> {
