@@ -1,4 +1,3 @@
-import { z } from "zod";
 import type { Backend, PluginFactory } from "../../../src/sdk/index.js";
 import { ConfigCache, configPath } from "../shared/config-cache.js";
 import { NamedRecords, checkRenewalThroughRole } from "../shared/roles.js";
@@ -27,7 +26,7 @@ export const jwtPlugin: PluginFactory = {
         configPath({
           storage: ctx.storage,
           schema: configSchema,
-          fromInput: (d: z.infer<typeof configSchema>) => configFromInput(d),
+          fromInput: configFromInput,
           view: configView,
           prepare: (cfg) => checkedValidator(cfg, logger),
           cache: validator,

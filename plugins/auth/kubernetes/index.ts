@@ -1,4 +1,3 @@
-import { z } from "zod";
 import type { Backend, PluginFactory } from "../../../src/sdk/index.js";
 import { ConfigCache, configPath } from "../shared/config-cache.js";
 import { KeySet, staticKeySource } from "../shared/jwt.js";
@@ -31,7 +30,7 @@ export const kubernetesPlugin: PluginFactory = {
         configPath({
           storage: ctx.storage,
           schema: configSchema,
-          fromInput: (d: z.infer<typeof configSchema>) => configFromInput(d),
+          fromInput: configFromInput,
           view: configView,
           prepare: stateOf,
           cache: state,

@@ -1,4 +1,4 @@
-import type { ZodType } from "zod";
+import type { z, ZodType } from "zod";
 import { NotFound } from "../../../src/sdk/index.js";
 import type { HandlerRequest, PathDefinition, StorageView } from "../../../src/sdk/index.js";
 
@@ -31,10 +31,10 @@ export class ConfigCache<T> {
  * the request, prepares the state requests will use (which may refuse the config with a 400, and
  * then nothing is stored), stores the record and hands the state to `cache`.
  */
-export function configPath<C, S>(o: {
+export function configPath<Schema extends ZodType, C, S>(o: {
   storage: StorageView;
-  schema: ZodType;
-  fromInput: (data: never) => C;
+  schema: Schema;
+  fromInput: (data: z.infer<Schema>) => C;
   view: (config: C) => Record<string, unknown>;
   prepare: (config: C) => Promise<S> | S;
   cache: ConfigCache<S>;
@@ -53,7 +53,7 @@ export function configPath<C, S>(o: {
       update: {
         schema: o.schema,
         handler: async (r: HandlerRequest) => {
-          const cfg = o.fromInput(r.data as never);
+          const cfg = o.fromInput(r.data as z.infer<Schema>);
           const state = await o.prepare(cfg);
           await o.storage.putJSON("config", cfg);
           o.cache.set(state);
