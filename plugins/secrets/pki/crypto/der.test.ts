@@ -93,6 +93,26 @@ describe("serial numbers", () => {
     expect(seen.size).toBe(5000);
   });
 
+  it("start with the issuance time, so later serials sort after earlier ones, and end with 80 random bits", () => {
+    const t = Date.UTC(2026, 10, 22, 12, 0, 0);
+    const a = newSerial(t);
+    const b = newSerial(t + 1);
+    expect(a.readUIntBE(0, 6)).toBe(t);
+    expect(formatSerial(a) < formatSerial(b)).toBe(true); // the store's keys ascend with time
+    expect(a[0]).toBe(0x01);
+    // The same millisecond: same prefix, different random tails, and no tail repeats across many.
+    const tails = new Set(Array.from({ length: 2000 }, () => newSerial(t).subarray(6).toString("hex")));
+    expect(tails.size).toBe(2000);
+    // Each of the 80 random bits takes both values across the sample (a stuck bit would show here).
+    const ones = new Array(80).fill(0);
+    for (const hex of tails) {
+      const tail = Buffer.from(hex, "hex");
+      for (let bit = 0; bit < 80; bit++) if (tail[bit >> 3] & (0x80 >> (bit & 7))) ones[bit]++;
+    }
+    for (const n of ones) expect(n).toBeGreaterThan(800);
+    for (const n of ones) expect(n).toBeLessThan(1200);
+  });
+
   it("print as Vault does and parse from colon, hyphen or plain hex", () => {
     expect(formatSerial(Buffer.from("00017fab", "hex"))).toBe("01:7f:ab");
     expect(parseSerial("01-7F-AB")).toBe("01:7f:ab");
