@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { UserError } from "../sdk/errors.js";
-import { DEFAULT_LEASE_TTL_SECONDS, loadServerConfig, type ServerConfig } from "./config.js";
+import { DEFAULT_LEASE_TTL_SECONDS, loadDevServerConfig, loadServerConfig, type ServerConfig } from "./config.js";
 
 /** The UserError message loading produces (fails the test when it loads). */
 function configError(text: string, fileName = "leasehold.hcl"): string {
@@ -403,5 +403,26 @@ describe("lease revocation retry keys", () => {
   it("refuses a cap below the base and a zero attempt count, naming the key", () => {
     expect(() => loadServerConfig(base + `lease_revoke_retry_base = "1m"\nlease_revoke_retry_cap = "10s"\n`, "l.hcl")).toThrow(/l\.hcl:4.*lease_revoke_retry_cap/);
     expect(() => loadServerConfig(base + `lease_revoke_max_attempts = 0\n`, "l.hcl")).toThrow(/lease_revoke_max_attempts/);
+  });
+});
+
+describe("loadDevServerConfig (-dev -config=FILE)", () => {
+  it("reads the top-level settings and needs no storage or listener", () => {
+    const c = loadDevServerConfig(`max_lease_ttl = "87600h"\ndefault_lease_ttl = "1h"\nlog_level = "warn"\ndisable_revocation = true\nlease_revoke_max_attempts = 3\n`, "dev.hcl");
+    expect(c).toEqual({ listeners: [], defaultLeaseTtl: 3600, maxLeaseTtl: 87600 * 3600, logLevel: "warn", disableRevocation: true, leaseRetry: { maxAttempts: 3 } });
+  });
+
+  it("keeps the dev cluster name unless the file names one, and reads extra listeners", () => {
+    expect(loadDevServerConfig("", "dev.hcl").clusterName).toBeUndefined();
+    const c = loadDevServerConfig(`cluster_name = "lab"\nlistener "tcp" {\n  address = "127.0.0.1:8300"\n  tls_disable = true\n}\n`, "dev.hcl");
+    expect(c.clusterName).toBe("lab");
+    expect(c.listeners).toEqual([{ address: "127.0.0.1:8300", tlsDisable: true }]);
+  });
+
+  it("refuses storage and seal blocks, saying why and what to do, and checks keys as the server does", () => {
+    expect(() => loadDevServerConfig(`max_lease_ttl = "87600h"\n${STORAGE}\n`, "dev.hcl")).toThrow(/^dev\.hcl:2: -dev keeps its store in memory: remove the storage block, or start without -dev/);
+    expect(() => loadDevServerConfig(`seal "static" { key_file = "/k" }\n`, "dev.hcl")).toThrow(/^dev\.hcl:1: -dev starts unsealed with its own key: remove the seal block/);
+    expect(() => loadDevServerConfig(`max_lease_tl = "1h"\n`, "dev.hcl")).toThrow(/did you mean "max_lease_ttl"/);
+    expect(() => loadDevServerConfig(`default_lease_ttl = "2h"\nmax_lease_ttl = "1h"\n`, "dev.hcl")).toThrow(/max_lease_ttl \(3600s\) must be at least default_lease_ttl/);
   });
 });

@@ -77,10 +77,28 @@ const SEAL_KEYS = ["key_file"];
  * `leasehold.hcl:7: unknown key "adress" in listener "tcp" (did you mean "address"?)`.
  */
 export function loadServerConfig(text: string, fileName: string): ServerConfig {
+  const { reader, root } = configReader(text, fileName);
+  return reader.read(root);
+}
+
+/**
+ * What a config file adds to `leasehold server -dev -config=FILE`: Vault merges config files into
+ * its dev config, so the top-level settings (lease TTLs, log level, revocation, quotas) apply and
+ * `listener` blocks are served besides the dev listener. The dev server keeps its in-memory store
+ * and its own unseal key, so `storage` and `seal` blocks are refused rather than ignored.
+ */
+export type DevServerConfig = Omit<ServerConfig, "storage" | "seal" | "clusterName"> & { clusterName?: string };
+
+export function loadDevServerConfig(text: string, fileName: string): DevServerConfig {
+  const { reader, root } = configReader(text, fileName);
+  return reader.readDev(root);
+}
+
+function configReader(text: string, fileName: string): { reader: ConfigReader; root: HclObject } {
   const isJson = fileName.toLowerCase().endsWith(".json") || text.trimStart().startsWith("{");
-  if (isJson) return new ConfigReader(fileName, undefined).read(parseHclJson(text, fileName));
+  if (isJson) return { reader: new ConfigReader(fileName, undefined), root: parseHclJson(text, fileName) };
   const doc = parseHclWithPositions(text, fileName);
-  return new ConfigReader(fileName, doc).read(doc.value);
+  return { reader: new ConfigReader(fileName, doc), root: doc.value };
 }
 
 class ConfigReader extends HclConfigReader {
@@ -94,8 +112,29 @@ class ConfigReader extends HclConfigReader {
     if (storageBlocks.length > 1) this.fail(storageBlocks[1].body, undefined, `only one storage block is allowed (found ${storageBlocks.length})`);
     const storage = this.storage(storageBlocks[0]);
 
+    const listeners = this.listeners(root, true);
+
+    const sealBlocks = this.blocks(root, "seal");
+    if (sealBlocks.length > 1) this.fail(sealBlocks[1].body, undefined, `only one seal block is allowed (found ${sealBlocks.length})`);
+    const seal = sealBlocks.length ? this.seal(sealBlocks[0]) : undefined;
+
+    const config: ServerConfig = { storage, listeners, ...this.settings(root) };
+    if (seal) config.seal = seal;
+    return config;
+  }
+
+  readDev(root: HclObject): DevServerConfig {
+    this.checkKeys(root, TOP_LEVEL_KEYS, "");
+    if (root.storage !== undefined) this.fail(root, "storage", "-dev keeps its store in memory: remove the storage block, or start without -dev to use it");
+    if (root.seal !== undefined) this.fail(root, "seal", "-dev starts unsealed with its own key: remove the seal block, or start without -dev to use it");
+    const { clusterName, ...settings } = this.settings(root);
+    // The dev server keeps its own cluster name unless the file names one.
+    return { listeners: this.listeners(root, false), ...settings, ...(root.cluster_name === undefined ? {} : { clusterName }) };
+  }
+
+  private listeners(root: HclObject, required: boolean): ListenerConfig[] {
     const listenerBlocks = this.blocks(root, "listener");
-    if (listenerBlocks.length === 0) {
+    if (listenerBlocks.length === 0 && required) {
       this.fail(undefined, undefined, `no listener block: add listener "tcp" { address = "${DEFAULT_LISTENER_ADDRESS}" ... }`);
     }
     const listeners = listenerBlocks.map((b) => this.listener(b));
@@ -109,11 +148,11 @@ class ConfigReader extends HclConfigReader {
       }
       seen.set(address, b);
     });
+    return listeners;
+  }
 
-    const sealBlocks = this.blocks(root, "seal");
-    if (sealBlocks.length > 1) this.fail(sealBlocks[1].body, undefined, `only one seal block is allowed (found ${sealBlocks.length})`);
-    const seal = sealBlocks.length ? this.seal(sealBlocks[0]) : undefined;
-
+  /** The top-level settings (everything but the blocks). */
+  private settings(root: HclObject): Omit<ServerConfig, "storage" | "seal" | "listeners"> {
     const apiAddr = root.api_addr === undefined ? undefined : this.url(root, "api_addr", "");
     const clusterName = root.cluster_name === undefined ? DEFAULT_CLUSTER_NAME : this.string(root, "cluster_name", "");
     const defaultLeaseTtl = root.default_lease_ttl === undefined ? DEFAULT_LEASE_TTL_SECONDS : this.duration(root, "default_lease_ttl");
@@ -127,8 +166,7 @@ class ConfigReader extends HclConfigReader {
     if (root.disable_mlock !== undefined) this.bool(root, "disable_mlock", "");
     if (root.ui !== undefined) this.bool(root, "ui", "");
 
-    const config: ServerConfig = { storage, listeners, clusterName, defaultLeaseTtl, maxLeaseTtl, logLevel };
-    if (seal) config.seal = seal;
+    const config: Omit<ServerConfig, "storage" | "seal" | "listeners"> = { clusterName, defaultLeaseTtl, maxLeaseTtl, logLevel };
     if (apiAddr !== undefined) config.apiAddr = apiAddr;
     if (root.disable_revocation !== undefined) config.disableRevocation = this.bool(root, "disable_revocation", "");
     if (root.lease_count_warning_threshold !== undefined) config.leaseCountWarningThreshold = this.positiveInt(root, "lease_count_warning_threshold");

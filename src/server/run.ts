@@ -12,7 +12,7 @@ import { loadStaticKey } from "../core/seal.js";
 import { isLeaseholdError } from "../sdk/errors.js";
 import { SqliteStorage } from "../storage/sqlite.js";
 import { buildApp } from "./app.js";
-import { DEFAULT_LEASE_TTL_SECONDS, loadServerConfig, type ServerConfig } from "./config.js";
+import { DEFAULT_LEASE_TTL_SECONDS, loadDevServerConfig, loadServerConfig, type ListenerConfig, type ServerConfig } from "./config.js";
 import { generateDevTls, type DevTlsFiles } from "./dev-tls.js";
 import { listen, type RunningListener } from "./listen.js";
 import { createLogger } from "./logger.js";
@@ -71,14 +71,24 @@ export async function startConfiguredServer(config: ServerConfig, logger = creat
   });
   await core.start();
   const app = buildApp(core, logger);
+  return running(core, await listenOn(app, config.listeners), logger);
+}
+
+/** Opens the `listener` blocks of a config file, in order; on a failure closes those already open. */
+async function listenOn(app: ReturnType<typeof buildApp>, configs: ListenerConfig[]): Promise<RunningListener[]> {
   const listeners: RunningListener[] = [];
-  for (const l of config.listeners) {
-    const tls = l.tlsDisable
-      ? undefined
-      : { cert: readFile(l.tlsCertFile!, "tls_cert_file"), key: readFile(l.tlsKeyFile!, "tls_key_file"), ca: l.tlsClientCaFile ? readFile(l.tlsClientCaFile, "tls_client_ca_file") : undefined };
-    listeners.push(await listen(app, { address: l.address, tls }));
+  try {
+    for (const l of configs) {
+      const tls = l.tlsDisable
+        ? undefined
+        : { cert: readFile(l.tlsCertFile!, "tls_cert_file"), key: readFile(l.tlsKeyFile!, "tls_key_file"), ca: l.tlsClientCaFile ? readFile(l.tlsClientCaFile, "tls_client_ca_file") : undefined };
+      listeners.push(await listen(app, { address: l.address, tls }));
+    }
+  } catch (err) {
+    await Promise.all(listeners.map((l) => l.close()));
+    throw err;
   }
-  return running(core, listeners, logger);
+  return listeners;
 }
 
 function running(core: Core, listeners: RunningListener[], logger: Logger, extra: Partial<RunningServer> = {}): RunningServer {
@@ -115,6 +125,9 @@ export interface DevServerOptions {
   leaseCountWarningThreshold?: number;
   /** Logins per second per client address and burst (tests and benchmarks raise it; 0 = unlimited). */
   loginRateLimit?: { rate: number; burst: number };
+  clusterName?: string;
+  /** Listeners from `-config` served besides the dev listener (as Vault appends them). */
+  listeners?: ListenerConfig[];
 }
 
 /** The dev server: in-memory store, initialised, unsealed, KV v2 at `secret/`. */
@@ -131,7 +144,7 @@ export async function startDevServer(opts: DevServerOptions = {}): Promise<Runni
     logger,
     defaultLeaseTtl: opts.defaultLeaseTtl ?? DEFAULT_LEASE_TTL_SECONDS,
     maxLeaseTtl: opts.maxLeaseTtl ?? DEFAULT_LEASE_TTL_SECONDS,
-    clusterName: "leasehold-dev",
+    clusterName: opts.clusterName ?? "leasehold-dev",
   });
   const { keys, rootToken } = await core.initialize(1, 1, opts.rootTokenId);
   await core.submitUnsealKey(keys[0].toString("hex"));
@@ -143,7 +156,15 @@ export async function startDevServer(opts: DevServerOptions = {}): Promise<Runni
     address: opts.address ?? "127.0.0.1:8200",
     tls: devTls ? { cert: devTls.cert, key: devTls.key, ca: devTls.ca } : undefined,
   });
-  return running(core, [listener], logger, { rootToken, unsealKey: keys[0].toString("base64"), devTls });
+  let more: RunningListener[];
+  try {
+    more = await listenOn(app, opts.listeners ?? []);
+  } catch (err) {
+    await listener.close();
+    await core.shutdown();
+    throw err;
+  }
+  return running(core, [listener, ...more], logger, { rootToken, unsealKey: keys[0].toString("base64"), devTls });
 }
 
 /** `leasehold server`: starts, prints how to reach it, and runs until SIGTERM/SIGINT. */
@@ -151,13 +172,21 @@ export async function runServer(opts: ServerRunOptions): Promise<void> {
   let server: RunningServer;
   try {
     if (opts.dev) {
+      const config = opts.config ? loadDevServerConfig(readFile(opts.config, "configuration file"), opts.config) : undefined;
       server = await startDevServer({
         address: opts.devListenAddress,
         rootTokenId: opts.devRootTokenId,
         tls: opts.devTls,
         tlsCertDir: opts.devTlsCertDir,
-        logger: createLogger(opts.logLevel ?? "info"),
-        noRevoke: opts.noRevoke,
+        logger: createLogger(opts.logLevel ?? config?.logLevel ?? "info"),
+        noRevoke: opts.noRevoke || config?.disableRevocation,
+        defaultLeaseTtl: config?.defaultLeaseTtl,
+        maxLeaseTtl: config?.maxLeaseTtl,
+        clusterName: config?.clusterName,
+        leaseRetry: config?.leaseRetry,
+        leaseCountWarningThreshold: config?.leaseCountWarningThreshold,
+        loginRateLimit: config?.loginRateLimit,
+        listeners: config?.listeners,
       });
       // As `vault server -dev` does: the CLI on this machine is logged in as root right away.
       try {

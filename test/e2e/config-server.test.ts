@@ -390,3 +390,36 @@ describe("leasehold server -config with a bad config file", () => {
     expect(r.stderr).toContain("forever");
   });
 });
+
+describe("leasehold server -dev -config=FILE (Vault merges config files into its dev config)", () => {
+  const dir = tempDir("leasehold-e2e-devconfig-");
+
+  it("applies the file's max_lease_ttl and serves its listener besides the dev one", { timeout: 60_000 }, async () => {
+    const [devPort, extraPort] = [await freePort(), await freePort()];
+    const file = join(dir, "dev.hcl");
+    writeFileSync(file, `max_lease_ttl = "87600h"\nlistener "tcp" {\n  address     = "127.0.0.1:${extraPort}"\n  tls_disable = true\n}\n`);
+    const child = spawnCli(["server", "-dev", `-config=${file}`, `-dev-listen-address=127.0.0.1:${devPort}`, "-dev-root-token-id=root"], { HOME: dir });
+    const base = `http://127.0.0.1:${devPort}`;
+    expect((await waitForHealth(base, child)).status).toBe(200);
+    // The README's PKI example: a CA mount for ten years needs the system maximum raised.
+    const mount = await call(base, "POST", "sys/mounts/pki", { token: "root", body: { type: "pki", config: { max_lease_ttl: "87600h" } } });
+    expect(mount.status, JSON.stringify(mount.body)).toBe(204);
+    const tune = await call(base, "GET", "sys/mounts/pki/tune", { token: "root" });
+    expect(tune.body.max_lease_ttl).toBe(87600 * 3600);
+    const extra = await call(`http://127.0.0.1:${extraPort}`, "GET", "sys/health");
+    expect(extra.status).toBe(200);
+    expect(extra.body.initialized).toBe(true);
+    child.proc.kill("SIGTERM");
+    expect((await withTimeout(child.exited, EXIT_TIMEOUT_MS, "SIGTERM exit")).code).toBe(0);
+  });
+
+  it("refuses a storage block: exit 1, the error names the line and what to do", { timeout: 60_000 }, async () => {
+    const file = join(dir, "dev-storage.hcl");
+    writeFileSync(file, `max_lease_ttl = "87600h"\nstorage "sqlite" {\n  path = "${join(dir, "db")}"\n}\n`);
+    const child = spawnCli(["server", "-dev", `-config=${file}`, `-dev-listen-address=127.0.0.1:${await freePort()}`], { HOME: dir });
+    const { code } = await withTimeout(child.exited, START_TIMEOUT_MS, "exit on a storage block in dev mode");
+    expect(code).toBe(1);
+    expect(child.stderr()).toContain("dev-storage.hcl:2");
+    expect(child.stderr()).toContain("remove the storage block, or start without -dev");
+  });
+});
