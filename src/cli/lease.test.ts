@@ -156,6 +156,16 @@ describe("leasehold lease against the dev server", () => {
     expect(none).toMatchObject({ code: 0, out: "", err: "No leases found\n" });
   });
 
+  it("list PREFIX lists the leases under a path, alone or with a selector", async () => {
+    const rw = await cli(["lease", "list", "tl/creds/rw/"]);
+    expect(rw.code, rw.err).toBe(0);
+    expect(tableIds(rw.out)).toEqual(issued.filter((i) => i.role === "rw").map((i) => i.lease_id).sort());
+    const webRw = await cli(["lease", "list", "tl/creds/rw", "-selector=metadata.app=web"]);
+    expect(tableIds(webRw.out)).toEqual(issued.filter((i) => i.role === "rw" && i.who === "web").map((i) => i.lease_id));
+    const twice = await cli(["lease", "list", "tl/", "-selector=path_prefix=tl/"]);
+    expect(twice).toMatchObject({ code: 2, err: "Give the prefix once: as the PREFIX argument or as path_prefix in -selector\n" });
+  });
+
   it("list follows next_after past the server's page size", async () => {
     // 1,005 leases: more than one 1,000-row page.
     const r = await call(server.url, "GET", "sys/leasehold/leases?mount=tl&limit=1", { token: "root" });

@@ -246,11 +246,16 @@ export function registerLease(program: Command, io: CliIo): void {
     });
 
   addFormatOption(addConnectionOptions(lease.command("list")), false)
-    .description("list leases matching --selector (every lease without one), following pages to the end or --limit")
+    .argument("[prefix]", "only leases whose id starts with PREFIX (the selector key path_prefix), e.g. database/creds/app")
+    .description("list leases under PREFIX and/or matching --selector (every lease without either), following pages to the end or --limit")
     .option("--selector <selector>", `key=value[,key=value...]; keys: ${LIST_SELECTOR_KEYS.join(", ")}, metadata.<key>`, collect)
     .option("--limit <n>", "show at most N leases")
-    .action(async (flags: Flags & { selector?: string[]; limit?: string }) => {
+    .action(async (prefix: string | undefined, flags: Flags & { selector?: string[]; limit?: string }) => {
       const sel = parseSelector(flags.selector ?? [], LIST_SELECTOR_KEYS);
+      if (prefix !== undefined) {
+        if (sel.fields.path_prefix !== undefined) throw new UsageError("Give the prefix once: as the PREFIX argument or as path_prefix in -selector");
+        sel.fields.path_prefix = prefix;
+      }
       let limit = Infinity;
       if (flags.limit !== undefined) {
         if (!/^\d+$/.test(flags.limit) || Number(flags.limit) < 1) throw new UsageError(`-limit must be a positive integer, got ${JSON.stringify(flags.limit)}`);
