@@ -153,6 +153,17 @@ function send(c: Context<Env>, resp: CoreResponse): Response {
 }
 
 /**
+ * Response wrapping is not implemented. A client that asks for it (`X-Vault-Wrap-TTL`, the CLI's
+ * `-wrap-ttl`) expects the secret to come back only as a single-use wrapping token, so answering
+ * in clear could put it where the wrapping was meant to keep it out of (a CI log, a ticket). The
+ * request is refused before anything is done.
+ */
+function refuseWrapping(wrapTtl: string | undefined): void {
+  if (wrapTtl === undefined || wrapTtl.trim() === "") return;
+  throw new UserError("response wrapping (X-Vault-Wrap-TTL) is not supported by this server: nothing was done; send the request without it");
+}
+
+/**
  * The HTTP front: one catch-all `/v1/*` route (mounts change at runtime, so Hono's own router
  * cannot know them) that parses the request, asks the core, and renders Vault's envelopes.
  */
@@ -186,6 +197,7 @@ export function buildApp(core: Core, logger: Logger): Hono<Env> {
         throw new UserError("invalid URL encoding in request path");
       }
       if (rawPath.startsWith("/")) throw new UserError(`invalid request path ${JSON.stringify(rawPath)}: empty, '.' and '..' segments are not allowed`);
+      refuseWrapping(c.req.header("x-vault-wrap-ttl"));
       const listParam = url.searchParams.get("list");
       const isList = listParam === "true" || listParam === "1";
       const op = operationOf(method, isList);

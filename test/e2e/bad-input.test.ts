@@ -337,6 +337,21 @@ describe("bad input", () => {
     expect(JSON.stringify(back.data.data)).toBe(ok);
   });
 
+  it("refuses a request for response wrapping (X-Vault-Wrap-TTL) with 400 and does nothing, rather than answer in clear", async () => {
+    const before = JSON.parse((await rawRequest(base, "GET", "/v1/auth/token/accessors?list=true", { token: "root" })).text).data.keys.length;
+    const wrapped = await rawRequest(base, "POST", "/v1/auth/token/create", { token: "root", body: JSON.stringify({ ttl: "1h" }), headers: { ...json, "X-Vault-Wrap-TTL": "60s" } });
+    expect(wrapped.status).toBe(400);
+    expect(errorsOf(wrapped)[0]).toMatch(/^response wrapping \(X-Vault-Wrap-TTL\) is not supported by this server: nothing was done/);
+    expect(wrapped.text).not.toContain("client_token");
+    const after = JSON.parse((await rawRequest(base, "GET", "/v1/auth/token/accessors?list=true", { token: "root" })).text).data.keys.length;
+    expect(after).toBe(before); // no token was created
+    const read = await rawRequest(base, "GET", "/v1/secret/config", { token: "root", headers: { "X-Vault-Wrap-TTL": "5m" } });
+    expect(read.status).toBe(400);
+    expect(read.text).not.toContain("max_versions");
+    // An empty header is no request for wrapping.
+    expect((await rawRequest(base, "GET", "/v1/secret/config", { token: "root", headers: { "X-Vault-Wrap-TTL": "" } })).status).toBe(200);
+  });
+
   it("serves LIST on a raw keep-alive socket, twice, then a GET", async () => {
     for (const k of ["a", "b/c"]) {
       const w = await rawRequest(base, "POST", `/v1/secret/data/${k}`, { token: "root", body: JSON.stringify({ data: { k } }), headers: json });
