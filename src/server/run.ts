@@ -71,7 +71,17 @@ export async function startConfiguredServer(config: ServerConfig, logger = creat
   });
   await core.start();
   const app = buildApp(core, logger);
-  return running(core, await listenOn(app, config.listeners), logger);
+  return running(core, await listenOrShutDown(core, app, config.listeners), logger);
+}
+
+/** `listenOn`, shutting the core down when a listener cannot open (so the process can exit). */
+async function listenOrShutDown(core: Core, app: ReturnType<typeof buildApp>, configs: ListenerConfig[]): Promise<RunningListener[]> {
+  try {
+    return await listenOn(app, configs);
+  } catch (err) {
+    await core.shutdown();
+    throw err;
+  }
 }
 
 /** Opens the `listener` blocks of a config file, in order; on a failure closes those already open. */
@@ -156,14 +166,10 @@ export async function startDevServer(opts: DevServerOptions = {}): Promise<Runni
     address: opts.address ?? "127.0.0.1:8200",
     tls: devTls ? { cert: devTls.cert, key: devTls.key, ca: devTls.ca } : undefined,
   });
-  let more: RunningListener[];
-  try {
-    more = await listenOn(app, opts.listeners ?? []);
-  } catch (err) {
+  const more = await listenOrShutDown(core, app, opts.listeners ?? []).catch(async (err: unknown) => {
     await listener.close();
-    await core.shutdown();
     throw err;
-  }
+  });
   return running(core, [listener, ...more], logger, { rootToken, unsealKey: keys[0].toString("base64"), devTls });
 }
 

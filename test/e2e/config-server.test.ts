@@ -379,6 +379,19 @@ describe("leasehold server -config with a bad config file", () => {
     expect(r.stderr).toContain('did you mean "address"');
   });
 
+  it("a listener address already in use: exit 1 (the process does not hang), the error names the address", { timeout: 60_000 }, async () => {
+    const busy = createServer();
+    await new Promise<void>((r) => busy.listen(0, "127.0.0.1", () => r()));
+    const port = (busy.address() as { port: number }).port;
+    try {
+      const r = await runBad("busy.hcl", `storage "sqlite" {\n  path = "${join(dir, "busy-db")}"\n}\nlistener "tcp" {\n  address     = "127.0.0.1:${port}"\n  tls_disable = true\n}\n`);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain(`127.0.0.1:${port}`);
+    } finally {
+      busy.close();
+    }
+  });
+
   it("a bad duration: exit 1, the error names the key and its line", { timeout: 60_000 }, async () => {
     const r = await runBad(
       "bad-ttl.hcl",
