@@ -67,7 +67,9 @@ describe("signing CSRs", () => {
     expect(await fails(base, "POST", "pki/sign/web", { csr: await csr("/CN=ok.example.com", ["subjectAltName=otherName:1.3.6.1.4.1.311.20.2.3;UTF8:admin@corp"]) })).toMatch(/SAN types this engine never issues: otherName/);
   });
 
-  it("refuses a CSR whose signature does not verify (tampered request)", async () => {
+  it("refuses a CSR whose signature does not verify (tampered request), and stores no certificate for it", async () => {
+    const listed = async () => ((await ok(base, "GET", "pki/certs?list=true")).data?.keys ?? []).length;
+    const before = await listed();
     const pem = await csr("/CN=tamper.example.com");
     const der = Buffer.from(pem.replace(/-----[A-Z ]+-----|\s/g, ""), "base64");
     der[der.length - 5] ^= 0x01;
@@ -79,6 +81,7 @@ describe("signing CSRs", () => {
     const at = swapped.indexOf(Buffer.from("tamper"));
     swapped.write("damper", at, "latin1");
     expect(await fails(base, "POST", "pki/sign/web", { csr: `-----BEGIN CERTIFICATE REQUEST-----\n${swapped.toString("base64")}\n-----END CERTIFICATE REQUEST-----\n` })).toMatch(/request signature invalid/);
+    expect(await listed()).toBe(before);
     expect(await fails(base, "POST", "pki/sign/web", { csr: "-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----" })).toMatch(/not a valid PKCS#10/);
     expect(await fails(base, "POST", "pki/sign/web", { csr: "this is not a CSR!" })).toMatch(/no PEM CERTIFICATE REQUEST/);
   });

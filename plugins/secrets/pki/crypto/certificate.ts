@@ -29,6 +29,7 @@ import {
 } from "@peculiar/asn1-x509";
 import { bitString, children, content, directoryString, explicit, ia5String, octetString, oid, raw, readElement, seq, set, smallInteger, tlv, time, TAG, unsignedInteger } from "./der.js";
 import { keyIdentifier, type Signer } from "./keys.js";
+import type { Proof } from "./worker.js";
 
 // ---------------------------------------------------------------------------------------------
 // Names
@@ -264,9 +265,9 @@ export function assembleTbs(p: TbsParts): Buffer {
   );
 }
 
-/** Signs a TBS certificate (on the thread pool) and wraps it into a Certificate. */
-export async function signTbs(tbs: Buffer, signer: Signer): Promise<Buffer> {
-  const signature = await signer.sign(tbs);
+/** Signs a TBS certificate (see `Signer.sign`; with `proof`, only if the proof verifies) and wraps it into a Certificate. */
+export async function signTbs(tbs: Buffer, signer: Signer, proof?: Proof): Promise<Buffer> {
+  const signature = await signer.sign(tbs, proof);
   return seq(tbs, signer.algorithmDer, bitString(signature));
 }
 

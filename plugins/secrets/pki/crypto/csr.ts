@@ -5,7 +5,7 @@ import { BasicConstraints, Extensions, SubjectAlternativeName, id_ce_basicConstr
 import { UserError } from "../../../../src/sdk/index.js";
 import { TAG, bitString, children, content, decodeOid, decodeString, oid, raw, readElement, seq, set, smallInteger, tlv } from "./der.js";
 import { jwkOfSpki, publicKeyFromSpki, runsInline, specOfKey, spkiPublicKeyBits, type KeySpec, type Signer } from "./keys.js";
-import { cryptoWorker } from "./worker.js";
+import { cryptoWorker, type Proof } from "./worker.js";
 import { pemBlocks } from "./pem.js";
 
 const OID_EXTENSION_REQUEST = "1.2.840.113549.1.9.14";
@@ -170,16 +170,28 @@ export function parseCsr(text: string): ParsedCsr {
  * keys are verified on the crypto worker (no KeyObject is made here), others on the thread pool.
  */
 export async function verifyCsr(csr: ParsedCsr): Promise<void> {
-  if (!(csr.signatureOid in CSR_SIGNATURES)) throw new UserError(`csr: unsupported signature algorithm ${csr.signatureOid}`);
+  const proof = csrProof(csr);
   let ok = false;
   try {
     const hash = CSR_SIGNATURES[csr.signatureOid];
-    if (csr.jwk) ok = await cryptoWorker.verify(hash, csr.criDer, csr.jwk, csr.signature);
+    if (proof) ok = await cryptoWorker.verify(proof);
     else ok = runsInline(csr.keySpec) ? verify(hash, csr.criDer, csr.publicKey, csr.signature) : await verifyAsync(hash, csr.criDer, csr.publicKey, csr.signature);
   } catch {
     ok = false;
   }
-  if (!ok) throw new UserError("csr: request signature invalid: the CSR was not signed by the key it carries");
+  if (!ok) throw new UserError(CSR_SIGNATURE_INVALID);
+}
+
+export const CSR_SIGNATURE_INVALID = "csr: request signature invalid: the CSR was not signed by the key it carries";
+
+/**
+ * The CSR's self-signature as a proof the crypto worker checks (EC and Ed25519 keys, whose JWK we
+ * build), or undefined for other keys (verifyCsr then checks them here). 400 for a signature
+ * algorithm we do not verify.
+ */
+export function csrProof(csr: ParsedCsr): Proof | undefined {
+  if (!(csr.signatureOid in CSR_SIGNATURES)) throw new UserError(`csr: unsupported signature algorithm ${csr.signatureOid}`);
+  return csr.jwk ? { hash: CSR_SIGNATURES[csr.signatureOid], data: csr.criDer, jwk: csr.jwk, signature: csr.signature } : undefined;
 }
 
 /** Builds and signs a PKCS#10 request (intermediate/generate). `extensions` are complete Extension DERs. */

@@ -3,7 +3,7 @@ import { promisify } from "node:util";
 import { UserError } from "../../../../src/sdk/index.js";
 import { bitString, children, content, explicit, octetString, oid, readElement, seq, smallInteger, tlv, TAG } from "./der.js";
 import { toPem } from "./pem.js";
-import { cryptoWorker } from "./worker.js";
+import { cryptoWorker, ProofRefused, type Proof } from "./worker.js";
 
 export type KeyType = "rsa" | "ec" | "ed25519";
 
@@ -310,8 +310,11 @@ export interface Signer {
   key: KeyObject;
   /** WebCrypto names of the same algorithm, for @peculiar/x509 (CRLs). */
   webCrypto: { importParams: Record<string, unknown>; signParams: Record<string, unknown> };
-  /** Signs inline (P-256, Ed25519) or on libuv's thread pool (slower keys), see `runsInline`. */
-  sign(data: Buffer): Promise<Buffer>;
+  /**
+   * Signs on the crypto worker (P-256), inline (Ed25519, see `runsInline`) or on libuv's thread
+   * pool (slower keys). With `proof`, only once the proof verifies (else `ProofRefused`).
+   */
+  sign(data: Buffer, proof?: Proof): Promise<Buffer>;
 }
 
 const signAsync = promisify(sign) as (algorithm: string | null | undefined, data: Buffer, key: KeyObject) => Promise<Buffer>;
@@ -347,10 +350,11 @@ export function signerFor(key: KeyObject, signatureBits = 0): Signer {
   }
   const signData =
     spec.type === "ec" && spec.bits === 256
-      ? (data: Buffer) => cryptoWorker.sign(hash!, data, key)
-      : runsInline(spec)
-        ? async (data: Buffer) => sign(hash, data, key)
-        : (data: Buffer) => signAsync(hash, data, key);
+      ? (data: Buffer, proof?: Proof) => cryptoWorker.sign(hash!, data, key, proof)
+      : async (data: Buffer, proof?: Proof) => {
+          if (proof && !(await cryptoWorker.verify(proof))) throw new ProofRefused();
+          return runsInline(spec) ? sign(hash, data, key) : signAsync(hash, data, key);
+        };
   return { spec, algorithmDer, algorithmOid, hash, key, webCrypto, sign: signData };
 }
 

@@ -1,6 +1,7 @@
 import { createECDH, generateKeyPairSync, sign, verify, type JsonWebKey } from "node:crypto";
 import { describe, expect, it } from "vitest";
-import { cryptoWorker } from "./worker.js";
+import { signerFor } from "./keys.js";
+import { cryptoWorker, ProofRefused } from "./worker.js";
 
 describe("the PKI crypto worker", () => {
   it("hands out distinct, valid P-256 key pairs", async () => {
@@ -40,11 +41,43 @@ describe("the PKI crypto worker", () => {
       const bad = Buffer.from(good);
       bad[bad.length - 1] ^= 1;
       return [
-        cryptoWorker.verify(hash, data, jwk, good).then((ok) => expect(ok).toBe(true)),
-        cryptoWorker.verify(hash, Buffer.from("other data"), jwk, good).then((ok) => expect(ok).toBe(false)),
-        cryptoWorker.verify(hash, data, jwk, bad).then((ok) => expect(ok).toBe(false)),
+        cryptoWorker.verify({ hash, data, jwk, signature: good }).then((ok) => expect(ok).toBe(true)),
+        cryptoWorker.verify({ hash, data: Buffer.from("other data"), jwk, signature: good }).then((ok) => expect(ok).toBe(false)),
+        cryptoWorker.verify({ hash, data, jwk, signature: bad }).then((ok) => expect(ok).toBe(false)),
       ];
     });
     await Promise.all(checks);
+  });
+
+  it("signs with a proof only when the proof verifies, each request of a batch on its own", async () => {
+    const ca = generateKeyPairSync("ec", { namedCurve: "P-256" });
+    const holder = generateKeyPairSync("ec", { namedCurve: "P-256" });
+    const jwk = holder.publicKey.export({ format: "jwk" }) as JsonWebKey;
+    const cri = Buffer.from("certification request info");
+    const good = sign("sha256", cri, holder.privateKey);
+    const forged = sign("sha256", cri, generateKeyPairSync("ec", { namedCurve: "P-256" }).privateKey);
+    const tbs = Buffer.from("a TBS certificate");
+    const [ok, refused, broken] = await Promise.allSettled([
+      cryptoWorker.sign("sha256", tbs, ca.privateKey, { hash: "sha256", data: cri, jwk, signature: good }),
+      cryptoWorker.sign("sha256", tbs, ca.privateKey, { hash: "sha256", data: cri, jwk, signature: forged }),
+      cryptoWorker.sign("sha256", tbs, ca.privateKey, { hash: "sha256", data: cri, jwk: { kty: "EC", crv: "P-256", x: "AA", y: "AA" }, signature: good }),
+    ]);
+    expect(ok.status).toBe("fulfilled");
+    expect(verify("sha256", tbs, ca.publicKey, (ok as PromiseFulfilledResult<Buffer>).value)).toBe(true);
+    for (const r of [refused, broken]) {
+      expect(r.status).toBe("rejected");
+      expect((r as PromiseRejectedResult).reason).toBeInstanceOf(ProofRefused);
+    }
+  });
+
+  it("signers of other key types check a proof before signing too", async () => {
+    const signer = signerFor(generateKeyPairSync("ec", { namedCurve: "P-384" }).privateKey);
+    const holder = generateKeyPairSync("ed25519");
+    const jwk = holder.publicKey.export({ format: "jwk" }) as JsonWebKey;
+    const cri = Buffer.from("certification request info");
+    const tbs = Buffer.from("a TBS certificate");
+    const signature = await signer.sign(tbs, { hash: null, data: cri, jwk, signature: sign(null, cri, holder.privateKey) });
+    expect(verify("sha384", tbs, signer.key, signature)).toBe(true);
+    await expect(signer.sign(tbs, { hash: null, data: Buffer.from("other"), jwk, signature: sign(null, cri, holder.privateKey) })).rejects.toBeInstanceOf(ProofRefused);
   });
 });

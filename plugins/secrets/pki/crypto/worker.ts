@@ -18,6 +18,13 @@ const WORKER_SOURCE = `
 const { parentPort } = require("node:worker_threads");
 const crypto = require("node:crypto");
 const keys = new Map();
+function verifies(p) {
+  try {
+    return crypto.verify(p.hash, Buffer.from(p.data), crypto.createPublicKey({ key: p.jwk, format: "jwk" }), Buffer.from(p.signature));
+  } catch {
+    return false;
+  }
+}
 parentPort.on("message", (m) => {
   try {
     if (m.op === "keys") {
@@ -34,9 +41,10 @@ parentPort.on("message", (m) => {
       // A batch: every request of this kind made during one turn of the main thread's event loop.
       const out = m.items.map((it) => {
         try {
-          return m.op === "sign"
-            ? { value: crypto.sign(it.hash, Buffer.from(it.data), keys.get(it.keyId)) }
-            : { value: crypto.verify(it.hash, Buffer.from(it.data), crypto.createPublicKey({ key: it.jwk, format: "jwk" }), Buffer.from(it.signature)) };
+          if (m.op === "verify") return { value: verifies(it) };
+          // A CSR's proof of possession is checked first; when it fails nothing is signed.
+          if (it.proof && !verifies(it.proof)) return { value: null };
+          return { value: crypto.sign(it.hash, Buffer.from(it.data), keys.get(it.keyId)) };
         } catch (err) {
           return { error: String(err && err.message || err) };
         }
@@ -90,17 +98,26 @@ class CryptoWorker {
     return inlineP256Key();
   }
 
-  /** Signs with `key`: on the worker for P-256 (the key is handed over once), inline otherwise. */
-  async sign(hash: string, data: Buffer, key: KeyObject): Promise<Buffer> {
+  /**
+   * Signs with `key`: on the worker for P-256 (the key is handed over once), inline otherwise.
+   * With `proof`, the signature is made only if the proof verifies (else `ProofRefused`), in the
+   * same trip to the worker: a CSR's self-signature and the certificate's cost one round trip.
+   */
+  async sign(hash: string, data: Buffer, key: KeyObject, proof?: Proof): Promise<Buffer> {
+    const inline = () => (proof && !verifiesInline(proof) ? null : sign(hash, data, key));
     const worker = this.ensure();
-    if (!worker) return sign(hash, data, key);
-    let keyId = this.keyIds.get(key);
-    if (keyId === undefined) {
-      keyId = this.nextKeyId++;
-      this.keyIds.set(key, keyId);
-      worker.postMessage({ op: "key", keyId, der: key.export({ type: "pkcs8", format: "der" }) });
+    let value: unknown;
+    if (!worker) value = inline();
+    else {
+      let keyId = this.keyIds.get(key);
+      if (keyId === undefined) {
+        keyId = this.nextKeyId++;
+        this.keyIds.set(key, keyId);
+        worker.postMessage({ op: "key", keyId, der: key.export({ type: "pkcs8", format: "der" }) });
+      }
+      value = await this.batched("sign", { keyId, hash, data, proof }, inline);
     }
-    const value = await this.batched("sign", { keyId, hash, data }, () => sign(hash, data, key));
+    if (value === null) throw new ProofRefused();
     return Buffer.from(value as Uint8Array);
   }
 
@@ -108,10 +125,9 @@ class CryptoWorker {
    * Verifies a signature with a public key given as a JWK (EC or OKP), on the worker: a CSR's
    * proof of possession costs more than the signature the certificate then gets.
    */
-  async verify(hash: string | null, data: Buffer, jwk: JsonWebKey, signature: Buffer): Promise<boolean> {
-    const inline = () => verify(hash, data, createPublicKey({ key: jwk, format: "jwk" }), signature);
-    if (!this.ensure()) return inline();
-    return (await this.batched("verify", { hash, data, jwk, signature }, inline)) === true;
+  async verify(proof: Proof): Promise<boolean> {
+    if (!this.ensure()) return verifiesInline(proof);
+    return (await this.batched("verify", { ...proof }, () => verifiesInline(proof))) === true;
   }
 
   /**
@@ -195,6 +211,29 @@ class CryptoWorker {
       this.failed = true;
     }
     return this.worker;
+  }
+}
+
+/** A signature to check with a public key given as a JWK (EC or OKP): a CSR's proof of possession. */
+export interface Proof {
+  hash: string | null;
+  data: Buffer;
+  jwk: JsonWebKey;
+  signature: Buffer;
+}
+
+/** `sign` with a proof that does not verify: nothing was signed. */
+export class ProofRefused extends Error {
+  constructor() {
+    super("proof of possession does not verify");
+  }
+}
+
+function verifiesInline(p: Proof): boolean {
+  try {
+    return verify(p.hash, p.data, createPublicKey({ key: p.jwk, format: "jwk" }), p.signature);
+  } catch {
+    return false;
   }
 }
 

@@ -2,10 +2,11 @@ import { z } from "zod";
 import { UserError, zBool, zCommaList, zDuration } from "../../../../src/sdk/index.js";
 import type { HandlerRequest, HandlerResponse, PathDefinition } from "../../../../src/sdk/index.js";
 import { signTbs } from "../crypto/certificate.js";
-import { parseCsr, verifyCsr, type ParsedCsr } from "../crypto/csr.js";
+import { CSR_SIGNATURE_INVALID, csrProof, parseCsr, verifyCsr, type ParsedCsr } from "../crypto/csr.js";
 import { generateKey, privateKeyOutput, type GeneratedKey } from "../crypto/keys.js";
 import { toPem } from "../crypto/pem.js";
 import { formatSerial, newSerial } from "../crypto/serial.js";
+import { ProofRefused, type Proof } from "../crypto/worker.js";
 import type { PkiEngine } from "../engine.js";
 import type { Role } from "../model.js";
 import { approveNames } from "../policy.js";
@@ -59,6 +60,7 @@ async function issueOrSign(engine: PkiEngine, req: HandlerRequest<IssueData>, mo
   let pendingKey: Promise<GeneratedKey> | undefined;
   let csr: ParsedCsr | undefined;
   let csrVerified: Promise<void> | undefined;
+  let proof: Proof | undefined;
   if (mode === "issue") {
     if (role.key_type === "any") throw new UserError('role key type "any" not allowed for issuing certificates, only signing');
     pendingKey = generateKey({ type: role.key_type, bits: role.key_bits });
@@ -66,8 +68,13 @@ async function issueOrSign(engine: PkiEngine, req: HandlerRequest<IssueData>, mo
   } else {
     csr = parseCsr(d.csr);
     checkCsrKey(role, csr);
-    csrVerified = verifyCsr(csr);
-    csrVerified.catch(() => undefined);
+    // EC and Ed25519 CSRs: the self-signature is checked on the crypto worker right before, and as
+    // a condition of, the certificate's signature (one round trip); other keys are checked here.
+    proof = csrProof(csr);
+    if (!proof) {
+      csrVerified = verifyCsr(csr);
+      csrVerified.catch(() => undefined);
+    }
     if (role.use_csr_sans && csr.otherSans.length) throw new UserError(`the CSR requests SAN types this engine never issues: ${csr.otherSans.join(", ")}`);
   }
 
@@ -121,7 +128,9 @@ async function issueOrSign(engine: PkiEngine, req: HandlerRequest<IssueData>, mo
     spki: key ? key.spki : csr!.spki,
     publicKeyBits: key ? key.publicKeyBits : csr!.publicKeyBits,
   });
-  const der = await signTbs(tbs, template.signer);
+  const der = await signTbs(tbs, template.signer, proof).catch((err: unknown) => {
+    throw err instanceof ProofRefused ? new UserError(CSR_SIGNATURE_INVALID) : err;
+  });
   if (!role.no_store) await engine.storeCert(serialText, { der: der.toString("base64"), issuer_id: issuer.id, not_after: notAfterSeconds, role: roleName });
 
   const format = d.format ?? "pem";
