@@ -190,6 +190,40 @@ describe("node-vault against a running leasehold", () => {
     expect(e.message).toContain("no handler for route");
   });
 
+  it("logs in with AppRole, issues a leased certificate, and renews and revokes it through the lease calls", async () => {
+    await client.enableAuth({ mount_point: "approle", type: "approle" });
+    await client.addPolicy({ name: "issuer", rules: 'path "pki/issue/web" { capabilities = ["update"] }\npath "sys/leases/*" { capabilities = ["update"] }' });
+    // node-vault sends only the fields its schema knows: `policies` (Vault's older name of token_policies), TTLs in seconds.
+    await client.addApproleRole({ role_name: "ci", policies: "issuer", token_ttl: 600 });
+    const roleId = (await client.getApproleRoleId({ role_name: "ci" })).data.role_id as string;
+    const secretId = (await client.getApproleRoleSecret({ role_name: "ci" })).data.secret_id as string;
+    const app = vault({ apiVersion: "v1", endpoint: server.url });
+    const login = await app.approleLogin({ role_id: roleId, secret_id: secretId });
+    expect(login.auth.policies).toEqual(["default", "issuer"]);
+    expect(app.token).toBe(login.auth.client_token); // node-vault keeps the token it logged in with
+
+    await client.mount({ mount_point: "pki", type: "pki" });
+    await client.write("pki/root/generate/internal", { common_name: "Test Root", key_type: "ec", ttl: "24h" });
+    await client.write("pki/roles/web", { allowed_domains: "example.com", allow_subdomains: true, key_type: "ec", ttl: "1h", generate_lease: true });
+    const cert = await app.write("pki/issue/web", { common_name: "api.example.com", ttl: "30m" });
+    expect(cert.lease_id).toMatch(/^pki\/issue\/web\//);
+    expect(cert.renewable).toBe(false);
+    expect(cert.data.private_key_type).toBe("ec");
+    const serial = cert.data.serial_number as string;
+
+    // A certificate's lease is not renewable (Vault's PKI): the renewal is refused with 400.
+    expect((await failure(app.renew({ lease_id: cert.lease_id, increment: 3600 }))).response.statusCode).toBe(400);
+    await app.revoke({ lease_id: cert.lease_id });
+    const shown = await call(server.url, "GET", `pki/cert/${serial}`);
+    expect(shown.body.data.revocation_time).toBeGreaterThan(0);
+
+    // The AppRole token looks itself up, renews and revokes itself.
+    expect((await app.tokenLookupSelf()).data.policies).toEqual(["default", "issuer"]);
+    expect((await app.tokenRenewSelf({ increment: "5m" })).auth.lease_duration).toBe(300);
+    await app.tokenRevokeSelf();
+    expect((await failure(app.tokenLookupSelf())).response.statusCode).toBe(403);
+  });
+
   it("refuses calls without a token", async () => {
     const anon = vault({ apiVersion: "v1", endpoint: server.url });
     const e = await failure(anon.read("secret/data/app"));
