@@ -19,13 +19,11 @@ describe("globMatch (go-glob semantics)", () => {
   });
 
   it("spans dots and slashes (PKI domains and SPIFFE IDs)", () => {
-    expect(globMatch("*.example.com", "a.b.example.com")).toBe(true);
+    // ("*.example.com" against "a.b.example.com" and "a*b*c" are in the test above.)
     expect(globMatch("web-*.example.com", "web-1.example.com")).toBe(true);
     expect(globMatch("web-*.example.com", "db-1.example.com")).toBe(false);
     expect(globMatch("spiffe://example.org/ns/*", "spiffe://example.org/ns/a/sa/b")).toBe(true);
     expect(globMatch("spiffe://example.org/ns/*", "spiffe://example.org/other")).toBe(false);
-    expect(globMatch("a*b*c", "abc")).toBe(true);
-    expect(globMatch("a*b*c", "acb")).toBe(false);
     expect(globMatch("*", "anything")).toBe(true);
     expect(globMatch("exact", "exact")).toBe(true);
     expect(globMatch("exact", "exactly")).toBe(false);
