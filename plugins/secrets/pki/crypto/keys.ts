@@ -3,6 +3,7 @@ import { promisify } from "node:util";
 import { UserError } from "../../../../src/sdk/index.js";
 import { bitString, children, content, explicit, octetString, oid, readElement, seq, smallInteger, tlv, TAG } from "./der.js";
 import { toPem } from "./pem.js";
+import { signInBatch } from "./sign-batch.js";
 import { cryptoWorker, ProofRefused, type Proof } from "./worker.js";
 
 export type KeyType = "rsa" | "ec" | "ed25519";
@@ -187,8 +188,9 @@ function rsaKey(privateKey: KeyObject, publicKey: KeyObject, bits: number): Gene
  * threads and the event loop (AES-GCM for storage, HMAC for tokens) contend on OpenSSL's global
  * locks; P-256 issuance through the core ran at 1,150/s with pool keygen and signing and 2,350/s
  * inline (the same work, 840 µs versus 425 µs of event-loop time per certificate). P-256 key
- * generation and signing have since moved to one dedicated worker thread (worker.ts), which holds
- * its own hot caches rather than interleaving with HTTP work: +35-45% issuance through HTTP.
+ * generation has since moved to one dedicated worker thread (worker.ts), which holds its own hot
+ * caches rather than interleaving with HTTP work, and P-256 signatures are made in batches on the
+ * event loop (sign-batch.ts).
  */
 export function runsInline(spec: KeySpec): boolean {
   return spec.type === "ed25519" || (spec.type === "ec" && spec.bits === 256);
@@ -311,8 +313,9 @@ export interface Signer {
   /** WebCrypto names of the same algorithm, for @peculiar/x509 (CRLs). */
   webCrypto: { importParams: Record<string, unknown>; signParams: Record<string, unknown> };
   /**
-   * Signs on the crypto worker (P-256), inline (Ed25519, see `runsInline`) or on libuv's thread
-   * pool (slower keys). With `proof`, only once the proof verifies (else `ProofRefused`).
+   * Signs on the event loop in a batch (P-256, see sign-batch.ts), inline (Ed25519, see
+   * `runsInline`) or on libuv's thread pool (slower keys). With `proof`, only once the proof
+   * verifies (else `ProofRefused`); for P-256 both happen on the crypto worker in one trip.
    */
   sign(data: Buffer, proof?: Proof): Promise<Buffer>;
 }
@@ -350,7 +353,7 @@ export function signerFor(key: KeyObject, signatureBits = 0): Signer {
   }
   const signData =
     spec.type === "ec" && spec.bits === 256
-      ? (data: Buffer, proof?: Proof) => cryptoWorker.sign(hash!, data, key, proof)
+      ? (data: Buffer, proof?: Proof) => (proof ? cryptoWorker.sign(hash!, data, key, proof) : signInBatch(hash, data, key))
       : async (data: Buffer, proof?: Proof) => {
           if (proof && !(await cryptoWorker.verify(proof))) throw new ProofRefused();
           return runsInline(spec) ? sign(hash, data, key) : signAsync(hash, data, key);

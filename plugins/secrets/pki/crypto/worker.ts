@@ -1,10 +1,9 @@
 /**
- * A worker thread for the hot path of P-256 issuance: it keeps a small pool of fresh P-256 key
- * pairs and signs TBS certificates with issuer keys it was handed once. Measured on the 2-core
- * development machine with a minimal HTTP server and our load generator, the same keygen + ECDSA
- * work ran at 1,570-3,570 requests/s inline and 5,720-6,580/s in a worker: interleaved with HTTP
- * work on one thread, each OpenSSL call runs about twice as slow as in a loop (cold caches), and
- * the event loop is free for parsing, storage and responses meanwhile.
+ * A worker thread for the expensive part of P-256 issuance: it keeps a small pool of fresh P-256
+ * key pairs (one message per 64 keys), checks CSR proofs of possession (JWK import and verification
+ * cost several times a signature) and, for a CSR, signs the certificate in the same trip with issuer
+ * keys it was handed once. Plain signatures are cheaper made on the event loop in batches than sent
+ * here and back (sign-batch.ts); `sign` without a proof still works here, for callers that want it.
  *
  * Private keys stay in this process's memory (the worker is a thread, not a process); generated
  * keys are used once, then dropped with the response, as before. When a worker cannot be started
