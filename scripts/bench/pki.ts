@@ -131,8 +131,8 @@ export async function main(args: string[]): Promise<void> {
   const runs = arg(args, "--runs", 3);
   const dir = mkdtempSync(join(tmpdir(), "leasehold-bench-pki-"));
 
-  // 1. The raw limit, on an idle process: what node:crypto alone does per second.
-  // Measured again after each load (the machine's speed drifts); the highest figure is the denominator.
+  // 1. The raw limit, on an idle process: what node:crypto alone does per second. Measured again
+  // between the loads (the machine's speed drifts); the highest figure is the denominator.
   const raws: { sync: number; async: number }[] = [];
   const measureRaw = async (when: string) => {
     const r = await rawLimit(rawSeconds, concurrency);
@@ -174,19 +174,30 @@ export async function main(args: string[]): Promise<void> {
     // Each figure is the best of `runs` loads, as the raw limit is the best of its measurements
     // (the host only ever slows a run down), after an unmeasured load of the same requests: the
     // server's steady state, not V8 optimizing the path (which takes a few thousand requests here).
-    const measured = async (url: string, body: string): Promise<LoadResult & { runs: LoadResult[] }> => {
+    // With `paired`, the raw limit is measured again right after each run too (it joins the others
+    // for the denominator), and the run's ratio to that measurement alone is printed: the same
+    // moment's machine for both, which the host's drift does not skew.
+    const measured = async (url: string, body: string, paired = false): Promise<LoadResult & { runs: LoadResult[]; pairedRatios: number[] }> => {
       await load(url, warmup, concurrency, body);
       const all: LoadResult[] = [];
-      for (let i = 0; i < runs; i++) all.push(await load(url, seconds, concurrency, body));
+      const pairedRatios: number[] = [];
+      for (let i = 0; i < runs; i++) {
+        const r = await load(url, seconds, concurrency, body);
+        all.push(r);
+        if (paired) {
+          const rawNow = await rawLimit(rawSeconds, concurrency);
+          raws.push(rawNow);
+          pairedRatios.push(r.rps / Math.max(rawNow.sync, rawNow.async));
+        }
+      }
       const best = all.reduce((a, b) => (b.rps > a.rps ? b : a));
-      return { ...best, errors: all.reduce((n, r) => n + r.errors, 0), first_error: all.find((r) => r.first_error)?.first_error, runs: all };
+      return { ...best, errors: all.reduce((n, r) => n + r.errors, 0), first_error: all.find((r) => r.first_error)?.first_error, runs: all, pairedRatios };
     };
     const echo = await measured(`${base}/v1/echo/issue/bench`, issueBody);
     console.log(line("control: issue-shaped answer, no work  ", echo, 1).replace(/ratio to raw [\d.]+/, "(HTTP + core ceiling)"));
     await measureRaw("after the control");
-    const issue = await measured(`${base}/v1/pki/issue/bench`, issueBody);
-    await measureRaw("after issue");
-    const signed = await measured(`${base}/v1/pki/sign/bench`, signBody);
+    const issue = await measured(`${base}/v1/pki/issue/bench`, issueBody, true);
+    const signed = await measured(`${base}/v1/pki/sign/bench`, signBody, true);
     const core = await throughCore(server, Math.min(seconds, 4), concurrency);
 
     // 3. The raw limit once more.
@@ -199,7 +210,8 @@ export async function main(args: string[]): Promise<void> {
     console.log(`issue as a share of the HTTP + core ceiling: ${(issue.rps / echo.rps).toFixed(3)}`);
     const median = (r: { runs: LoadResult[] }) => r.runs.map((x) => x.rps).sort((a, b) => a - b)[r.runs.length >> 1];
     for (const [label, r] of [["control", echo], ["issue", issue], ["sign", signed]] as const) {
-      console.log(`${label} runs: ${r.runs.map((x) => `${x.rps.toFixed(0)}/s (load generator ${x.client_cpu_us_per_request.toFixed(0)} µs/request)`).join(", ")}; median ${median(r).toFixed(0)}/s${label === "control" ? "" : `, ratio ${(median(r) / raw).toFixed(3)}`}`);
+      const pairs = "pairedRatios" in r && r.pairedRatios.length ? `; each run against the raw limit measured right after it: ${r.pairedRatios.map((x) => x.toFixed(3)).join(", ")}` : "";
+      console.log(`${label} runs: ${r.runs.map((x) => `${x.rps.toFixed(0)}/s (load generator ${x.client_cpu_us_per_request.toFixed(0)} µs/request)`).join(", ")}; median ${median(r).toFixed(0)}/s${label === "control" ? "" : `, ratio ${(median(r) / raw).toFixed(3)}`}${pairs}`);
     }
     for (const r of [echo, issue, signed]) if (r.first_error) console.log(`first error: ${r.first_error}`);
 
@@ -215,6 +227,7 @@ export async function main(args: string[]): Promise<void> {
         issue_ratio: Number((issue.rps / raw).toFixed(3)),
         issue_runs_per_s: issue.runs.map((r) => Math.round(r.rps)),
         issue_median_ratio: Number((median(issue) / raw).toFixed(3)),
+        issue_paired_ratios: issue.pairedRatios.map((x) => Number(x.toFixed(3))),
         issue_p99_ms: Number(issue.p99_ms.toFixed(2)),
         issue_server_cpu_us: Math.round(issue.server_cpu_us),
         sign_per_s: Math.round(signed.rps),

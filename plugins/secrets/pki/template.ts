@@ -16,7 +16,7 @@ import {
   type AiaUrls,
   type AltNames,
 } from "./crypto/certificate.js";
-import { keyIdentifier, signerFor, type Signer } from "./crypto/keys.js";
+import { signerFor, type Signer } from "./crypto/keys.js";
 import type { LoadedIssuer } from "./issuer.js";
 import type { Role } from "./model.js";
 
@@ -56,7 +56,8 @@ export interface LeafRequest {
   commonName: string;
   sans: AltNames;
   spki: Buffer;
-  publicKeyBits: Buffer;
+  /** The subject key identifier (see `keyIdentifier`). */
+  keyId: Buffer;
 }
 
 /**
@@ -109,7 +110,7 @@ export class LeafTemplate {
       notAfter: r.notAfter,
       subject,
       spki: r.spki,
-      extensions: [...this.head, subjectKeyIdExtension(keyIdentifier(r.publicKeyBits)), ...this.middle, subjectAltNameExtension(r.sans, emptySubject), ...this.tail],
+      extensions: [...this.head, subjectKeyIdExtension(r.keyId), ...this.middle, subjectAltNameExtension(r.sans, emptySubject), ...this.tail],
     });
   }
 }

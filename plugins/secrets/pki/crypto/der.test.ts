@@ -71,6 +71,19 @@ describe("DER writer matches the asn1-x509 encoding", () => {
     expect(oid("2.5.29.37.0").toString("hex")).toBe("0604551d2500");
   });
 
+  it("writes every length form as asn1-schema does, at each boundary, from one part or several", () => {
+    for (const n of [0, 1, 127, 128, 255, 256, 65535, 65536, 70000]) {
+      const content = Buffer.alloc(n, 0x5a);
+      const expected = asn(new OctetString(content));
+      expect(tlv(0x04, content).equals(expected), `length ${n}`).toBe(true);
+      // The same bytes given in three parts, as seq() gets them: only the tag differs.
+      const parts = [content.subarray(0, n >> 2), content.subarray(n >> 2, n >> 1), content.subarray(n >> 1)];
+      const asSeq = seq(...parts);
+      expect(asSeq[0]).toBe(0x30);
+      expect(asSeq.subarray(1).equals(expected.subarray(1)), `seq of length ${n}`).toBe(true);
+    }
+  });
+
   it("writes and reads long lengths", () => {
     const big = seq(Buffer.alloc(70000, 1));
     const el = readElement(big);

@@ -22,32 +22,44 @@ export const TAG = {
   SET: 0x31,
 } as const;
 
-function lengthBytes(n: number): Buffer {
-  if (n < 0x80) return Buffer.from([n]);
-  const bytes: number[] = [];
-  for (let v = n; v > 0; v = Math.floor(v / 256)) bytes.unshift(v & 0xff);
-  return Buffer.from([0x80 | bytes.length, ...bytes]);
+/** Bytes of a DER length: short form below 128, else 0x8n and n big-endian bytes. */
+function lengthSize(len: number): number {
+  return len < 0x80 ? 1 : len < 0x100 ? 2 : len < 0x10000 ? 3 : len < 0x1000000 ? 4 : 5;
 }
+
+/**
+ * A tag-length-value whose value is `parts` one after the other, written into one new buffer
+ * (no intermediate concatenation: a TBS certificate is a dozen of these nested).
+ */
+function tlvOf(tag: number, parts: readonly Buffer[]): Buffer {
+  let len = 0;
+  for (const p of parts) len += p.length;
+  const lenSize = lengthSize(len);
+  const out = Buffer.allocUnsafe(1 + lenSize + len); // every byte is written below
+  out[0] = tag;
+  if (lenSize === 1) out[1] = len;
+  else {
+    out[1] = 0x80 | (lenSize - 1);
+    for (let i = lenSize, v = len; i >= 2; i--, v = Math.floor(v / 256)) out[i] = v & 0xff;
+  }
+  let offset = 1 + lenSize;
+  for (const p of parts) offset += p.copy(out, offset);
+  return out;
+}
+
+const ZERO = Buffer.from([0]);
 
 /** One tag-length-value. */
 export function tlv(tag: number, content: Buffer): Buffer {
-  const len = content.length;
-  if (len < 0x80) {
-    const out = Buffer.allocUnsafe(2 + len);
-    out[0] = tag;
-    out[1] = len;
-    content.copy(out, 2);
-    return out;
-  }
-  return Buffer.concat([Buffer.from([tag]), lengthBytes(len), content]);
+  return tlvOf(tag, [content]);
 }
 
 export function seq(...parts: Buffer[]): Buffer {
-  return tlv(TAG.SEQUENCE, parts.length === 1 ? parts[0] : Buffer.concat(parts));
+  return tlvOf(TAG.SEQUENCE, parts);
 }
 
 export function set(...parts: Buffer[]): Buffer {
-  return tlv(TAG.SET, parts.length === 1 ? parts[0] : Buffer.concat(parts));
+  return tlvOf(TAG.SET, parts);
 }
 
 /** Context-specific constructed tag `[n]` (EXPLICIT wrapping). */
@@ -61,7 +73,7 @@ export function octetString(content: Buffer): Buffer {
 
 /** BIT STRING with no unused bits (keys, signatures). */
 export function bitString(content: Buffer): Buffer {
-  return tlv(TAG.BIT_STRING, Buffer.concat([Buffer.from([0]), content]));
+  return tlvOf(TAG.BIT_STRING, [ZERO, content]);
 }
 
 /** A non-negative INTEGER from its big-endian magnitude (minimal two's complement encoding). */
@@ -69,7 +81,7 @@ export function unsignedInteger(magnitude: Buffer): Buffer {
   let start = 0;
   while (start < magnitude.length - 1 && magnitude[start] === 0) start++;
   const body = magnitude.subarray(start);
-  return tlv(TAG.INTEGER, body[0] & 0x80 ? Buffer.concat([Buffer.from([0]), body]) : body);
+  return body[0] & 0x80 ? tlvOf(TAG.INTEGER, [ZERO, body]) : tlv(TAG.INTEGER, body);
 }
 
 export function smallInteger(n: number): Buffer {

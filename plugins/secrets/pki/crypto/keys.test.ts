@@ -1,6 +1,7 @@
 import { createPrivateKey, createPublicKey, sign, verify } from "node:crypto";
 import { describe, expect, it } from "vitest";
-import { generateKey, keyIdentifier, normaliseKeySpec, publicKeyFromSpki, signerFor, spkiPublicKeyBits, type KeySpec } from "./keys.js";
+import { generateKey, keyIdentifier, normaliseKeySpec, privateKeyOutput, publicKeyFromSpki, signerFor, spkiPublicKeyBits, type KeySpec } from "./keys.js";
+import { toPem } from "./pem.js";
 
 describe("generated keys", () => {
   const specs: KeySpec[] = [
@@ -26,10 +27,33 @@ describe("generated keys", () => {
       const sig = sign(hash, Buffer.from("x"), reparsed);
       expect(verify(hash, Buffer.from("x"), createPublicKey({ key: key.spki, format: "der", type: "spki" }), sig)).toBe(true);
       expect(keyIdentifier(spkiPublicKeyBits(key.spki)).equals(keyIdentifier(key.publicKeyBits))).toBe(true);
+      expect(key.keyId().equals(keyIdentifier(key.publicKeyBits))).toBe(true);
+      // Every format Vault offers for the private key, whether made ahead (pooled P-256 keys) or here.
+      expect(privateKeyOutput(key, "der", "pem")).toBe(toPem(native.label, native.der).trimEnd());
+      expect(privateKeyOutput(key, "der", "pem_bundle")).toBe(toPem(native.label, native.der).trimEnd());
+      expect(privateKeyOutput(key, "der", "der")).toBe(native.der.toString("base64"));
+      expect(privateKeyOutput(key, "pkcs8", "pem")).toBe(toPem("PRIVATE KEY", key.pkcs8Der()).trimEnd());
       // The JWK fast path of public key import yields the very same key.
       expect(publicKeyFromSpki(key.spki).export({ type: "spki", format: "der" }).toString("hex")).toBe(key.spki.toString("hex"));
     });
   }
+
+  it("P-256 keys from the worker's pool come with their key identifier and SEC1 PEM made there, equal to ours", async () => {
+    const ahead = [];
+    while (ahead.length < 100) {
+      const key = await generateKey({ type: "ec", bits: 256 });
+      if (key.nativePem !== undefined) ahead.push(key); // keys asked for before the pool's first refill are made inline
+      await new Promise((r) => setImmediate(r));
+    }
+    for (const key of ahead) {
+      const native = key.nativeDer();
+      expect(key.nativePem).toBe(toPem(native.label, native.der).trimEnd());
+      expect(key.keyId().equals(keyIdentifier(key.publicKeyBits))).toBe(true);
+      // The PEM is the key pair's own private half.
+      const parsed = createPrivateKey(key.nativePem!);
+      expect(createPublicKey(parsed).export({ type: "spki", format: "der" }).equals(key.spki)).toBe(true);
+    }
+  });
 
   it("applies Vault's key size defaults and refuses unsupported sizes", () => {
     expect(normaliseKeySpec("rsa", 0)).toEqual({ type: "rsa", bits: 2048 });

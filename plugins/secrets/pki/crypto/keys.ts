@@ -78,8 +78,12 @@ export interface GeneratedKey {
   spki: Buffer;
   /** The contents of the SPKI's BIT STRING (what the key identifier hashes). */
   publicKeyBits: Buffer;
+  /** RFC 5280 key identifier of the public key (made ahead for pooled P-256 keys). */
+  keyId(): Buffer;
   /** Vault's `der` private key format: SEC1 for EC, PKCS#1 for RSA, PKCS#8 for Ed25519. */
   nativeDer(): { label: string; der: Buffer };
+  /** `nativeDer` as PEM, without a trailing newline, when it was made ahead (pooled P-256 keys). */
+  nativePem?: string;
   pkcs8Der(): Buffer;
   privateKey: KeyObject;
 }
@@ -101,7 +105,7 @@ function b64u(s: string | undefined, size: number, what: string): Buffer {
  * seen to hang forever about once in a few thousand fresh keys). keys.test.ts checks that these
  * encodings match node:crypto's byte for byte.
  */
-function ecKeyFromParts(d: Buffer, point: Buffer, curve: Curve, privateKey?: KeyObject): GeneratedKey {
+function ecKeyFromParts(d: Buffer, point: Buffer, curve: Curve, privateKey?: KeyObject, ahead: { keyId?: Buffer; sec1Pem?: string } = {}): GeneratedKey {
   const algorithm = ecAlgorithm(curve);
   const pkcs8 = () => seq(smallInteger(0), algorithm, octetString(seq(smallInteger(1), octetString(d), explicit(1, bitString(point)))));
   let keyObject = privateKey;
@@ -109,14 +113,31 @@ function ecKeyFromParts(d: Buffer, point: Buffer, curve: Curve, privateKey?: Key
     spec: { type: "ec", bits: curve.bits },
     spki: seq(algorithm, bitString(point)),
     publicKeyBits: point,
+    keyId: () => ahead.keyId ?? keyIdentifier(point),
     get privateKey() {
       keyObject ??= createPrivateKey({ key: pkcs8(), format: "der", type: "pkcs8" });
       return keyObject;
     },
-    nativeDer: () => ({ label: "EC PRIVATE KEY", der: seq(smallInteger(1), octetString(d), explicit(0, oid(curve.oid)), explicit(1, bitString(point))) }),
+    nativeDer: () => ({ label: "EC PRIVATE KEY", der: sec1Der(d, point, curve) }),
+    nativePem: ahead.sec1Pem,
     pkcs8Der: pkcs8,
   };
 }
+
+/** RFC 5915 ECPrivateKey (SEC1), Vault's `der` format for EC keys. */
+function sec1Der(d: Buffer, point: Buffer, curve: Curve): Buffer {
+  return seq(smallInteger(1), octetString(d), explicit(0, oid(curve.oid)), explicit(1, bitString(point)));
+}
+
+/** The SEC1 DER of a P-256 key before its scalar and between its scalar and its point: the worker fills them in. */
+const p256Sec1Layout = ((): [Buffer, Buffer] => {
+  const d = Buffer.alloc(32, 0x11);
+  const point = Buffer.concat([Buffer.from([4]), Buffer.alloc(64, 0x22)]);
+  const der = sec1Der(d, point, curveOf(256));
+  const at = der.indexOf(d);
+  if (at < 0 || !der.subarray(der.length - point.length).equals(point)) throw new Error("unexpected SEC1 layout");
+  return [der.subarray(0, at), der.subarray(at + d.length, der.length - point.length)];
+})();
 
 const ecAlgorithms = new Map<number, Buffer>();
 /** The AlgorithmIdentifier of EC keys on `curve`, encoded once per curve. */
@@ -143,8 +164,8 @@ function ecKey(privateKey: KeyObject, curve: Curve): GeneratedKey {
  * and its point on the curve.
  */
 async function p256KeyFromWorker(curve: Curve): Promise<GeneratedKey> {
-  const { d, point } = await cryptoWorker.p256Key();
-  return ecKeyFromParts(leftPad(d, curve.size), point, curve);
+  const { d, point, keyId, sec1Pem } = await cryptoWorker.p256Key(p256Sec1Layout);
+  return ecKeyFromParts(d, point, curve, undefined, { keyId, sec1Pem });
 }
 
 function leftPad(b: Buffer, size: number): Buffer {
@@ -162,6 +183,7 @@ function ed25519Key(privateKey: KeyObject): GeneratedKey {
     spec: { type: "ed25519", bits: 0 },
     spki: seq(algorithm, bitString(x)),
     publicKeyBits: x,
+    keyId: () => keyIdentifier(x),
     privateKey,
     nativeDer: () => ({ label: "PRIVATE KEY", der: pkcs8() }),
     pkcs8Der: pkcs8,
@@ -170,10 +192,12 @@ function ed25519Key(privateKey: KeyObject): GeneratedKey {
 
 function rsaKey(privateKey: KeyObject, publicKey: KeyObject, bits: number): GeneratedKey {
   const spki = publicKey.export({ type: "spki", format: "der" });
+  const publicKeyBits = spkiPublicKeyBits(spki);
   return {
     spec: { type: "rsa", bits },
     spki,
-    publicKeyBits: spkiPublicKeyBits(spki),
+    publicKeyBits,
+    keyId: () => keyIdentifier(publicKeyBits),
     privateKey,
     nativeDer: () => ({ label: "RSA PRIVATE KEY", der: privateKey.export({ type: "pkcs1", format: "der" }) }),
     pkcs8Der: () => privateKey.export({ type: "pkcs8", format: "der" }),
@@ -363,6 +387,7 @@ export function signerFor(key: KeyObject, signatureBits = 0): Signer {
 
 /** The private key in the response format Vault uses (`private_key_format`, `format`). */
 export function privateKeyOutput(key: GeneratedKey, keyFormat: "der" | "pkcs8" | "", outFormat: "pem" | "der" | "pem_bundle"): string {
+  if (keyFormat !== "pkcs8" && outFormat !== "der" && key.nativePem !== undefined) return key.nativePem;
   const { label, der } = keyFormat === "pkcs8" ? { label: "PRIVATE KEY", der: key.pkcs8Der() } : key.nativeDer();
   return outFormat === "der" ? der.toString("base64") : toPem(label, der).trimEnd();
 }

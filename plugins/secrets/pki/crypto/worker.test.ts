@@ -1,13 +1,29 @@
-import { createECDH, generateKeyPairSync, sign, verify, type JsonWebKey } from "node:crypto";
+import { createECDH, createHash, generateKeyPairSync, sign, verify, type JsonWebKey } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { signerFor } from "./keys.js";
 import { cryptoWorker, ProofRefused } from "./worker.js";
 
 describe("the PKI crypto worker", () => {
-  it("hands out distinct, valid P-256 key pairs", async () => {
-    const keys = await Promise.all(Array.from({ length: 150 }, () => cryptoWorker.p256Key()));
+  it("hands out distinct, valid P-256 key pairs, with their key identifier and the SEC1 layout filled in", async () => {
+    const layout = [Buffer.from("prefix"), Buffer.from("middle")] as const;
+    // One at a time, letting the worker's answers in: the pool refills as it drains.
+    const keys = [];
+    while (keys.filter((k) => k.sec1Pem !== undefined).length < 150) {
+      keys.push(await cryptoWorker.p256Key(layout));
+      await new Promise((r) => setImmediate(r));
+    }
+    for (const k of keys) expect(k.d.length).toBe(32);
+    const fromWorker = keys.filter((k) => k.sec1Pem !== undefined);
+    for (const k of fromWorker) {
+      expect(k.keyId!.equals(createHash("sha1").update(k.point).digest())).toBe(true);
+      const lines = k.sec1Pem!.split("\n");
+      expect(lines[0]).toBe("-----BEGIN EC PRIVATE KEY-----");
+      expect(lines.at(-1)).toBe("-----END EC PRIVATE KEY-----");
+      expect(lines.slice(1, -1).every((l, i, all) => l.length === 64 || (i === all.length - 1 && l.length > 0 && l.length <= 64))).toBe(true);
+      expect(Buffer.from(lines.slice(1, -1).join(""), "base64").equals(Buffer.concat([layout[0], k.d, layout[1], k.point]))).toBe(true);
+    }
     const scalars = new Set(keys.map((k) => k.d.toString("hex")));
-    expect(scalars.size).toBe(150);
+    expect(scalars.size).toBe(keys.length);
     for (const { d, point } of keys.slice(0, 20)) {
       const ecdh = createECDH("prime256v1");
       ecdh.setPrivateKey(d);

@@ -27,11 +27,19 @@ function verifies(p) {
 parentPort.on("message", (m) => {
   try {
     if (m.op === "keys") {
+      // With each key, what the event loop would otherwise compute per certificate: its key
+      // identifier and its SEC1 PEM, filled into the DER layout the main thread sent.
+      const [prefix, middle] = m.sec1.map((b) => Buffer.from(b));
       const out = [];
       for (let i = 0; i < m.count; i++) {
         const ecdh = crypto.createECDH("prime256v1");
         const point = ecdh.generateKeys();
-        out.push([ecdh.getPrivateKey(), point]);
+        let d = ecdh.getPrivateKey();
+        if (d.length < 32) d = Buffer.concat([Buffer.alloc(32 - d.length), d]);
+        const b64 = Buffer.concat([prefix, d, middle, point]).toString("base64");
+        let pem = "-----BEGIN EC PRIVATE KEY-----\\n";
+        for (let j = 0; j < b64.length; j += 64) pem += b64.slice(j, j + 64) + "\\n";
+        out.push([d, point, crypto.hash("sha1", point, "buffer"), pem + "-----END EC PRIVATE KEY-----"]);
       }
       parentPort.postMessage({ id: m.id, keys: out });
     } else if (m.op === "key") {
@@ -62,7 +70,7 @@ const LOW_WATER = 32;
 
 interface Reply {
   id: number;
-  keys?: [Uint8Array, Uint8Array][];
+  keys?: [Uint8Array, Uint8Array, Uint8Array, string][];
   results?: { value?: unknown; error?: string }[];
   error?: string;
 }
@@ -82,17 +90,21 @@ class CryptoWorker {
   private failed = false;
   private seq = 0;
   private readonly pending = new Map<number, { resolve: (r: Reply) => void; reject: (e: Error) => void }>();
-  private readonly pool: { d: Buffer; point: Buffer }[] = [];
+  private readonly pool: PooledP256Key[] = [];
   private refilling = false;
   private readonly keyIds = new WeakMap<KeyObject, number>();
   private nextKeyId = 0;
   /** Requests made since the last flush, by kind: each kind goes to the worker in one message. */
   private readonly queues: Record<BatchedOp, Queued[]> = { sign: [], verify: [] };
 
-  /** A fresh P-256 key pair (scalar, uncompressed point); inline when the worker is unavailable. */
-  async p256Key(): Promise<{ d: Buffer; point: Buffer }> {
+  /**
+   * A fresh P-256 key pair (32-byte scalar, uncompressed point); inline, without the extras, when
+   * the worker is unavailable or its pool is empty. `sec1` is the DER of a P-256 SEC1 private key
+   * around its scalar and its point (prefix, middle), which the worker fills in for `sec1Pem`.
+   */
+  async p256Key(sec1: readonly [Buffer, Buffer]): Promise<PooledP256Key> {
     const ready = this.pool.pop();
-    if (this.pool.length < LOW_WATER) this.refill();
+    if (this.pool.length < LOW_WATER) this.refill(sec1);
     if (ready) return ready;
     return inlineP256Key();
   }
@@ -164,12 +176,12 @@ class CryptoWorker {
     );
   }
 
-  private refill(): void {
+  private refill(sec1: readonly [Buffer, Buffer]): void {
     if (this.refilling || !this.ensure()) return;
     this.refilling = true;
-    this.call({ op: "keys", count: BATCH })
+    this.call({ op: "keys", count: BATCH, sec1 })
       .then((reply) => {
-        for (const [d, point] of reply.keys ?? []) this.pool.push({ d: Buffer.from(d), point: Buffer.from(point) });
+        for (const [d, point, keyId, sec1Pem] of reply.keys ?? []) this.pool.push({ d: Buffer.from(d), point: Buffer.from(point), keyId: Buffer.from(keyId), sec1Pem });
       })
       .catch(() => undefined) // p256Key falls back to inline keys
       .finally(() => (this.refilling = false));
@@ -213,6 +225,16 @@ class CryptoWorker {
   }
 }
 
+/** A fresh P-256 key from the pool; `keyId` and `sec1Pem` come with the keys the worker made. */
+export interface PooledP256Key {
+  d: Buffer;
+  point: Buffer;
+  /** RFC 5280 §4.2.1.2 method 1: SHA-1 of the point. */
+  keyId?: Buffer;
+  /** The private key as SEC1 PEM ("EC PRIVATE KEY"), without a trailing newline. */
+  sec1Pem?: string;
+}
+
 /** A signature to check with a public key given as a JWK (EC or OKP): a CSR's proof of possession. */
 export interface Proof {
   hash: string | null;
@@ -236,10 +258,11 @@ function verifiesInline(p: Proof): boolean {
   }
 }
 
-function inlineP256Key(): { d: Buffer; point: Buffer } {
+function inlineP256Key(): PooledP256Key {
   const ecdh = createECDH("prime256v1");
   const point = ecdh.generateKeys();
-  return { d: ecdh.getPrivateKey(), point };
+  const d = ecdh.getPrivateKey();
+  return { d: d.length < 32 ? Buffer.concat([Buffer.alloc(32 - d.length), d]) : d, point };
 }
 
 /** The process-wide worker (one thread serves every PKI mount). */

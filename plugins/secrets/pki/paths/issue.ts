@@ -3,7 +3,7 @@ import { UserError, zBool, zCommaList, zDuration } from "../../../../src/sdk/ind
 import type { HandlerRequest, HandlerResponse, PathDefinition } from "../../../../src/sdk/index.js";
 import { signTbs } from "../crypto/certificate.js";
 import { CSR_SIGNATURE_INVALID, csrProof, parseCsr, verifyCsr, type ParsedCsr } from "../crypto/csr.js";
-import { generateKey, privateKeyOutput, type GeneratedKey } from "../crypto/keys.js";
+import { generateKey, keyIdentifier, privateKeyOutput, type GeneratedKey } from "../crypto/keys.js";
 import { toPem } from "../crypto/pem.js";
 import { formatSerial, newSerial } from "../crypto/serial.js";
 import { ProofRefused, type Proof } from "../crypto/worker.js";
@@ -126,7 +126,7 @@ async function issueOrSign(engine: PkiEngine, req: HandlerRequest<IssueData>, mo
     commonName: names.commonName,
     sans: names.sans,
     spki: key ? key.spki : csr!.spki,
-    publicKeyBits: key ? key.publicKeyBits : csr!.publicKeyBits,
+    keyId: key ? key.keyId() : keyIdentifier(csr!.publicKeyBits),
   });
   const der = await signTbs(tbs, template.signer, proof).catch((err: unknown) => {
     throw err instanceof ProofRefused ? new UserError(CSR_SIGNATURE_INVALID) : err;
