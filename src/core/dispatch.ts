@@ -20,9 +20,47 @@ function regexOf(def: PathDefinition): RegExp {
   return re;
 }
 
+/**
+ * A backend's paths grouped by their literal first segment (`issue` for `issue/(?<role>[^/]+)`), so
+ * a request tries only the patterns that can match it: an engine has dozens. Patterns that do not
+ * start with a plain segment (a group, a wildcard, any alternation) are tried for every request;
+ * each group keeps them, in the backend's order, so the first match is the same as in a full scan.
+ */
+interface RouteIndex {
+  paths: number;
+  bySegment: Map<string, PathDefinition[]>;
+  unindexed: PathDefinition[];
+}
+
+const indexes = new WeakMap<PathDefinition[], RouteIndex>();
+
+/** The pattern's first segment when it is plain text (then every path it matches starts with it). */
+function literalFirstSegment(pattern: string): string | undefined {
+  if (pattern.includes("|")) return undefined; // an alternation can match other first segments
+  const slash = pattern.indexOf("/");
+  const head = slash < 0 ? pattern : pattern.slice(0, slash);
+  return /^[A-Za-z0-9_-]+$/.test(head) ? head : undefined;
+}
+
+function routeIndex(paths: PathDefinition[]): RouteIndex {
+  let index = indexes.get(paths);
+  if (index && index.paths === paths.length) return index;
+  const segments = paths.map((def) => literalFirstSegment(def.pattern));
+  const bySegment = new Map<string, PathDefinition[]>();
+  for (const seg of new Set(segments)) {
+    if (seg !== undefined) bySegment.set(seg, paths.filter((_, i) => segments[i] === seg || segments[i] === undefined));
+  }
+  index = { paths: paths.length, bySegment, unindexed: paths.filter((_, i) => segments[i] === undefined) };
+  indexes.set(paths, index);
+  return index;
+}
+
 /** Finds the first path definition whose pattern matches the whole relative path. */
 export function matchRoute(backend: Backend, relPath: string): RouteMatch | undefined {
-  for (const def of backend.paths) {
+  const index = routeIndex(backend.paths);
+  const slash = relPath.indexOf("/");
+  const candidates = index.bySegment.get(slash < 0 ? relPath : relPath.slice(0, slash)) ?? index.unindexed;
+  for (const def of candidates) {
     const m = regexOf(def).exec(relPath);
     if (m) return { def, params: { ...(m.groups ?? {}) } };
   }

@@ -186,10 +186,12 @@ export function buildApp(core: Core, logger: Logger): Hono<Env> {
     const method = c.req.method.toUpperCase();
     let status = 500;
     try {
-      const url = new URL(c.req.url);
       // The path as sent: URL parsing would resolve `.`/`..` (also `%2e%2e`) before we could refuse them.
+      // An origin-form target (`/v1/...`, what clients send) needs no URL parse at all.
       const target = c.env.incoming.url ?? "";
-      const sentPath = target.startsWith("/") ? target.replace(/[?#].*$/s, "") : url.pathname;
+      const url = target.startsWith("/") ? undefined : new URL(c.req.url);
+      const sentPath = url ? url.pathname : target.replace(/[?#].*$/s, "");
+      const query = url ? url.searchParams : new URLSearchParams(/\?([^#]*)/s.exec(target)?.[1] ?? "");
       let rawPath: string;
       try {
         rawPath = decodeURIComponent(sentPath.slice("/v1/".length));
@@ -198,12 +200,12 @@ export function buildApp(core: Core, logger: Logger): Hono<Env> {
       }
       if (rawPath.startsWith("/")) throw new UserError(`invalid request path ${JSON.stringify(rawPath)}: empty, '.' and '..' segments are not allowed`);
       refuseWrapping(c.req.header("x-vault-wrap-ttl"));
-      const listParam = url.searchParams.get("list");
+      const listParam = query.get("list");
       const isList = listParam === "true" || listParam === "1";
       const op = operationOf(method, isList);
       let data: Record<string, unknown> = {};
       if (op === "read" || op === "list") {
-        for (const [k, v] of url.searchParams) if (k !== "list") data[k] = v;
+        for (const [k, v] of query) if (k !== "list") data[k] = v;
       } else {
         data = await readBody(c);
       }

@@ -238,6 +238,22 @@ describe("bad input", () => {
     errorsOf(bad);
   });
 
+  it("reads query parameters from the request target, whether origin-form or absolute-form (as proxies send it)", async () => {
+    const write = (v: string) => rawRequest(base, "POST", "/v1/secret/data/query-target", { token: "root", body: JSON.stringify({ data: { v } }), headers: json });
+    expect((await write("one")).status).toBe(200);
+    expect((await write("two")).status).toBe(200);
+    for (const prefix of ["", `http://${new URL(base).host}`]) {
+      const v1 = await rawRequest(base, "GET", `${prefix}/v1/secret/data/query-target?version=1`, { token: "root" });
+      expect(v1.status, v1.text).toBe(200);
+      expect(JSON.parse(v1.text).data.data.v).toBe("one");
+      const latest = await rawRequest(base, "GET", `${prefix}/v1/secret/data/query-target`, { token: "root" });
+      expect(JSON.parse(latest.text).data.data.v).toBe("two");
+      const list = await rawRequest(base, "GET", `${prefix}/v1/secret/metadata/?list=true`, { token: "root" });
+      expect(list.status, list.text).toBe(200);
+      expect(JSON.parse(list.text).data.keys).toContain("query-target");
+    }
+  });
+
   it("refuses unknown methods with 405 or 400, never 5xx", async () => {
     for (const method of ["PROPFIND", "OPTIONS", "TRACE", "MKCOL", "COPY", "SEARCH", "PURGE", "REPORT"]) {
       const r = await rawRequest(base, method, "/v1/secret/data/x", { token: "root" });
