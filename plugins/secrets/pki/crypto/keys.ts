@@ -377,7 +377,7 @@ export function signerFor(key: KeyObject, signatureBits = 0): Signer {
   }
   const signData =
     spec.type === "ec" && spec.bits === 256
-      ? (data: Buffer, proof?: Proof) => (proof ? cryptoWorker.sign(hash!, data, key, proof) : signInBatch(hash, data, key))
+      ? (data: Buffer, proof?: Proof) => (proof ? cryptoWorker.verifyThenSign(hash!, data, key, proof) : signInBatch(hash, data, key))
       : async (data: Buffer, proof?: Proof) => {
           if (proof && !(await cryptoWorker.verify(proof))) throw new ProofRefused();
           return runsInline(spec) ? sign(hash, data, key) : signAsync(hash, data, key);

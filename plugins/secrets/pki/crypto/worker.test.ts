@@ -37,7 +37,10 @@ describe("the PKI crypto worker", () => {
     const a = generateKeyPairSync("ec", { namedCurve: "P-256" });
     const b = generateKeyPairSync("ec", { namedCurve: "P-256" });
     const data = Buffer.from("a TBS certificate");
-    const [sa, sb, sa2] = await Promise.all([cryptoWorker.sign("sha256", data, a.privateKey), cryptoWorker.sign("sha256", data, b.privateKey), cryptoWorker.sign("sha256", data, a.privateKey)]);
+    const holder = generateKeyPairSync("ed25519");
+    const cri = Buffer.from("certification request info");
+    const proof = { hash: null, data: cri, jwk: holder.publicKey.export({ format: "jwk" }) as JsonWebKey, signature: sign(null, cri, holder.privateKey) };
+    const [sa, sb, sa2] = await Promise.all([cryptoWorker.verifyThenSign("sha256", data, a.privateKey, proof), cryptoWorker.verifyThenSign("sha256", data, b.privateKey, proof), cryptoWorker.verifyThenSign("sha256", data, a.privateKey, proof)]);
     expect(verify("sha256", data, a.publicKey, sa)).toBe(true);
     expect(verify("sha256", data, b.publicKey, sb)).toBe(true);
     expect(verify("sha256", data, b.publicKey, sa)).toBe(false);
@@ -74,9 +77,9 @@ describe("the PKI crypto worker", () => {
     const forged = sign("sha256", cri, generateKeyPairSync("ec", { namedCurve: "P-256" }).privateKey);
     const tbs = Buffer.from("a TBS certificate");
     const [ok, refused, broken] = await Promise.allSettled([
-      cryptoWorker.sign("sha256", tbs, ca.privateKey, { hash: "sha256", data: cri, jwk, signature: good }),
-      cryptoWorker.sign("sha256", tbs, ca.privateKey, { hash: "sha256", data: cri, jwk, signature: forged }),
-      cryptoWorker.sign("sha256", tbs, ca.privateKey, { hash: "sha256", data: cri, jwk: { kty: "EC", crv: "P-256", x: "AA", y: "AA" }, signature: good }),
+      cryptoWorker.verifyThenSign("sha256", tbs, ca.privateKey, { hash: "sha256", data: cri, jwk, signature: good }),
+      cryptoWorker.verifyThenSign("sha256", tbs, ca.privateKey, { hash: "sha256", data: cri, jwk, signature: forged }),
+      cryptoWorker.verifyThenSign("sha256", tbs, ca.privateKey, { hash: "sha256", data: cri, jwk: { kty: "EC", crv: "P-256", x: "AA", y: "AA" }, signature: good }),
     ]);
     expect(ok.status).toBe("fulfilled");
     expect(verify("sha256", tbs, ca.publicKey, (ok as PromiseFulfilledResult<Buffer>).value)).toBe(true);

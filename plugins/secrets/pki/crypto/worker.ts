@@ -3,7 +3,7 @@
  * key pairs (one message per 64 keys), checks CSR proofs of possession (JWK import and verification
  * cost several times a signature) and, for a CSR, signs the certificate in the same trip with issuer
  * keys it was handed once. Plain signatures are cheaper made on the event loop in batches than sent
- * here and back (sign-batch.ts); `sign` without a proof still works here, for callers that want it.
+ * here and back (sign-batch.ts), so the worker signs only after a proof check.
  *
  * Private keys stay in this process's memory (the worker is a thread, not a process); generated
  * keys are used once, then dropped with the response, as before. When a worker cannot be started
@@ -50,7 +50,7 @@ parentPort.on("message", (m) => {
         try {
           if (m.op === "verify") return { value: verifies(it) };
           // A CSR's proof of possession is checked first; when it fails nothing is signed.
-          if (it.proof && !verifies(it.proof)) return { value: null };
+          if (!verifies(it.proof)) return { value: null };
           return { value: crypto.sign(it.hash, Buffer.from(it.data), keys.get(it.keyId)) };
         } catch (err) {
           return { error: String(err && err.message || err) };
@@ -110,12 +110,12 @@ class CryptoWorker {
   }
 
   /**
-   * Signs with `key`: on the worker for P-256 (the key is handed over once), inline otherwise.
-   * With `proof`, the signature is made only if the proof verifies (else `ProofRefused`), in the
-   * same trip to the worker: a CSR's self-signature and the certificate's cost one round trip.
+   * Signs with `key` only if `proof` verifies (else `ProofRefused`), both in one trip to the worker
+   * (the key is handed over once), inline when the worker is unavailable: a CSR's self-signature
+   * and the certificate's cost one round trip.
    */
-  async sign(hash: string, data: Buffer, key: KeyObject, proof?: Proof): Promise<Buffer> {
-    const inline = () => (proof && !verifiesInline(proof) ? null : sign(hash, data, key));
+  async verifyThenSign(hash: string, data: Buffer, key: KeyObject, proof: Proof): Promise<Buffer> {
+    const inline = () => (verifiesInline(proof) ? sign(hash, data, key) : null);
     const worker = this.ensure();
     let value: unknown;
     if (!worker) value = inline();
