@@ -2,7 +2,7 @@ import { z } from "zod";
 import { NotFound, UserError, mergeTokenFields, tokenFieldsResponse, tokenFieldsShape, zCommaList } from "../../../../src/sdk/index.js";
 import type { HandlerRequest, PathDefinition, TokenFields } from "../../../../src/sdk/index.js";
 import { NamedRecords, listAnswer, roleNameOf } from "../../shared/roles.js";
-import { parsePemBundle, type CertConstraints } from "../certificates.js";
+import { REQUIRED_EXTENSION, parsePemBundle, type CertConstraints } from "../certificates.js";
 
 /** A trusted certificate entry (`certs/:name`), Vault's field names. */
 export interface CertRole extends TokenFields, CertConstraints {
@@ -20,6 +20,12 @@ const certSchema = z.object({
   allowed_email_sans: zCommaList.optional(),
   allowed_uri_sans: zCommaList.optional(),
   allowed_organizational_units: zCommaList.optional(),
+  required_extensions: zCommaList
+    .refine((list) => list.every((e) => REQUIRED_EXTENSION.test(e)), {
+      // Vault stores a malformed entry and then refuses every login; refusing it here says why.
+      message: "each entry must be oid:value or hex:oid:value, with a dotted-decimal OID (value may use * globs)",
+    })
+    .optional(),
   ...tokenFieldsShape,
 });
 
@@ -43,6 +49,7 @@ async function writeCert(certs: NamedRecords<CertRole>, req: HandlerRequest<z.in
       allowed_email_sans: d.allowed_email_sans ?? cur?.allowed_email_sans ?? [],
       allowed_uri_sans: d.allowed_uri_sans ?? cur?.allowed_uri_sans ?? [],
       allowed_organizational_units: d.allowed_organizational_units ?? cur?.allowed_organizational_units ?? [],
+      required_extensions: d.required_extensions ?? cur?.required_extensions ?? [],
     };
     await certs.put(name, next);
   });
@@ -60,7 +67,8 @@ export function certPaths(certs: NamedRecords<CertRole>): PathDefinition[] {
             const c = await certs.get(certName(r.params.name));
             if (!c) throw new NotFound();
             const { name: _name, ...rest } = c;
-            return { data: { ...rest, ...tokenFieldsResponse(c) } };
+            // Entries written before required_extensions was enforced have none.
+            return { data: { ...rest, required_extensions: c.required_extensions ?? [], ...tokenFieldsResponse(c) } };
           },
         },
         create: { schema: certSchema, handler: (r) => writeCert(certs, r), summary: "Trust a CA (or pin a leaf) certificate, with name constraints and token fields." },

@@ -51,16 +51,24 @@ function presented(connection: ConnectionInfo): { leaf: ParsedCert; intermediate
 }
 
 /** Finds the first entry (by name) the certificate chains to and whose constraints it meets. */
-async function matchEntry(certs: NamedRecords<CertRole>, anchors: AnchorCache, only: string | undefined, conn: ConnectionInfo): Promise<{ role: CertRole; id: CertIdentity }> {
+async function matchEntry(certs: NamedRecords<CertRole>, anchors: AnchorCache, only: string | undefined, conn: ConnectionInfo, logger: HandlerRequest["logger"]): Promise<{ role: CertRole; id: CertIdentity }> {
   const p = presented(conn);
   if (!p) throw new UserError("client certificate must be supplied");
   const names = only ? [only] : await certs.names();
   const trusted: CertRole[] = [];
+  const refusals: string[] = [];
   for (const n of names) {
     const role = await certs.get(n);
-    if (role && chainsTo(p.leaf, p.intermediates, anchors.anchorsOf(role))) trusted.push(role);
+    if (!role) continue;
+    const r = await chainsTo(p.leaf, p.intermediates, anchors.anchorsOf(role));
+    if (r.trusted) trusted.push(role);
+    else refusals.push(`${n}: ${r.reason}`);
   }
-  if (!trusted.length) throw new PermissionDenied(UNTRUSTED);
+  if (!trusted.length) {
+    // The client gets Vault's generic answer; the operator gets the reason per entry.
+    logger.info({ subject: p.leaf.cert.subject, refusals }, "cert login refused: no trusted certification path");
+    throw new PermissionDenied(UNTRUSTED);
+  }
   const id = identityOf(p.leaf);
   const role = trusted.find((r) => matchesConstraints(id, r));
   if (!role) throw new PermissionDenied(NO_MATCH);
@@ -69,7 +77,7 @@ async function matchEntry(certs: NamedRecords<CertRole>, anchors: AnchorCache, o
 
 async function login(req: HandlerRequest<z.infer<typeof loginSchema>>, certs: NamedRecords<CertRole>, anchors: AnchorCache): Promise<HandlerResponse> {
   const only = req.data.name ? certName(req.data.name) : undefined;
-  const { role, id } = await matchEntry(certs, anchors, only, req.connection);
+  const { role, id } = await matchEntry(certs, anchors, only, req.connection, req.logger);
   checkLoginAddress(role, req.connection.remoteAddress);
   const spiffe = spiffeIdOf(id);
   return {
@@ -106,7 +114,7 @@ export async function renewCertAuth(
   if (!policiesUnchanged(role, token.policies)) throw new PermissionDenied("policies have changed, not renewing");
   if ((await loadCertConfig(storage)).disable_binding) return;
   const p = presented(conn);
-  if (!p || !chainsTo(p.leaf, p.intermediates, anchors.anchorsOf(role))) throw new PermissionDenied(UNTRUSTED);
+  if (!p || !(await chainsTo(p.leaf, p.intermediates, anchors.anchorsOf(role))).trusted) throw new PermissionDenied(UNTRUSTED);
   const id = identityOf(p.leaf);
   if (!matchesConstraints(id, role)) throw new PermissionDenied(NO_MATCH);
   const m = token.metadata;
