@@ -38,8 +38,8 @@ let dir: string;
 let view: StorageView;
 let physical: SqliteStorage;
 const brokers: AuditBroker[] = [];
-function broker(v: StorageView = view): AuditBroker {
-  const b = new AuditBroker(v);
+function broker(v: StorageView = view, allowPrefix = false): AuditBroker {
+  const b = new AuditBroker(v, { allowPrefix });
   brokers.push(b);
   return b;
 }
@@ -238,6 +238,18 @@ describe("AuditBroker: fail-closed", () => {
 });
 
 describe("AuditBroker: persistence", () => {
+  it("a device stored with a prefix is not restored once allow_audit_log_prefixing is off", async () => {
+    const file = path.join(dir, "audit.log");
+    const first = broker(view, true);
+    await first.enable("file", { type: "file", options: { file_path: file, prefix: "AUDIT " } });
+    await first.logRequest(request);
+    first.close();
+    await expect(broker(view, false).load()).rejects.toThrow(/audit log prefixing is not allowed/);
+    const again = broker(view, true);
+    await again.load();
+    expect(Object.keys(again.list())).toEqual(["file/"]);
+  });
+
   it("a new broker over the same storage restores devices and reuses each salt", async () => {
     const file = path.join(dir, "audit.log");
     const first = broker();

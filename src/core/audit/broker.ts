@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import type { Logger } from "pino";
 import { InternalError, NotFound, UserError } from "../../sdk/errors.js";
 import type { StorageView } from "../../sdk/types.js";
-import type { AuditDevice, AuditDeviceFactory } from "./device.js";
+import type { AuditDevice, AuditDeviceFactory, AuditDevicePolicy } from "./device.js";
 import { fileDeviceFactory } from "./file-device.js";
 import type { AuditRequestInput, AuditResponseInput } from "./format.js";
 
@@ -55,6 +55,8 @@ export interface AuditBrokerDeps {
   logger?: Pick<Logger, "warn" | "error">;
   /** Device types by name; defaults to `{ file }`. */
   factories?: Record<string, AuditDeviceFactory>;
+  /** The server config's `allow_audit_log_prefixing` (default false, as in Vault). */
+  allowPrefix?: boolean;
 }
 
 const TABLE_KEY = "table";
@@ -84,9 +86,11 @@ function saltKey(path: string): string {
 export class AuditBroker {
   private devices = new Map<string, EnabledDevice>();
   private readonly factories: Record<string, AuditDeviceFactory>;
+  private readonly policy: AuditDevicePolicy;
 
   constructor(private readonly storage: StorageView, private readonly deps: AuditBrokerDeps = {}) {
     this.factories = deps.factories ?? { file: fileDeviceFactory };
+    this.policy = { allowPrefix: deps.allowPrefix ?? false };
   }
 
   /** Whether any device is enabled (requests are audited, and fail when no device can write). */
@@ -117,7 +121,7 @@ export class AuditBroker {
           }
           let device: AuditDevice;
           try {
-            device = factory.open(info.options, salt);
+            device = factory.open(info.options, salt, { ...this.policy, enabling: false });
           } catch (err) {
             throw new InternalError(`audit device ${info.path} could not be restored: ${(err as Error).message}`);
           }
@@ -141,7 +145,7 @@ export class AuditBroker {
     if (!factory) {
       throw new UserError(`unknown audit device type ${JSON.stringify(params.type)}; supported types: ${Object.keys(this.factories).join(", ")}`);
     }
-    const options = factory.validate(params.options ?? {});
+    const options = factory.validate(params.options ?? {}, this.policy);
     await this.storage.withLock(TABLE_KEY, async () => {
       for (const existing of this.devices.keys()) {
         // Vault refuses nested paths too (`file/` and `file/x/`), not only the same one.
@@ -149,7 +153,7 @@ export class AuditBroker {
       }
       const info: AuditDeviceInfo = { type: params.type, description: params.description ?? "", options, local: params.local ?? false, path: p };
       const salt = randomBytes(SALT_BYTES);
-      const device = factory.open(options, salt);
+      const device = factory.open(options, salt, { ...this.policy, enabling: true });
       try {
         // Salt before table: a persisted device always has its salt.
         await this.storage.put(saltKey(p), salt);

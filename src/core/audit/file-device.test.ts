@@ -1,3 +1,4 @@
+import { execFileSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -20,8 +21,9 @@ const input: AuditRequestInput = {
 
 let dir: string;
 const open: FileAuditDevice[] = [];
-function device(options: Record<string, string>): FileAuditDevice {
-  const d = new FileAuditDevice(parseFileConfig(validateFileOptions(options)), salt);
+/** Opens a device as `POST sys/audit/:path` does (`enabling`), with or without the prefix switch. */
+function device(options: Record<string, string>, opts: { allowPrefix?: boolean; enabling?: boolean } = {}): FileAuditDevice {
+  const d = new FileAuditDevice(parseFileConfig(validateFileOptions(options, { allowPrefix: opts.allowPrefix ?? false })), salt, { enabling: opts.enabling ?? true });
   open.push(d);
   return d;
 }
@@ -92,11 +94,30 @@ describe("FileAuditDevice", () => {
     expect(fs.readFileSync(file, "utf8").endsWith("}\n")).toBe(true);
   });
 
-  it("appends to an existing file instead of truncating it", () => {
+  it("appends to an existing audit log instead of truncating it", () => {
     const file = path.join(dir, "audit.log");
-    fs.writeFileSync(file, '{"old":true}\n', { mode: 0o600 });
+    const old = { time: "2025-06-01T00:00:00.000Z", type: "response", auth: {}, request: { id: "old" } };
+    fs.writeFileSync(file, JSON.stringify(old) + "\n", { mode: 0o600 });
     device({ file_path: file }).logRequest(input, now);
-    expect(lines(file).map((l) => l.old ?? l.type)).toEqual([true, "request"]);
+    expect(lines(file).map((l) => (l.request as { id: string }).id)).toEqual(["old", "req-1"]);
+  });
+
+  it("refuses an existing file that is not an audit log, and leaves it untouched", () => {
+    const file = path.join(dir, "notes.txt");
+    fs.writeFileSync(file, '{"old":true}\n', { mode: 0o644 });
+    fs.chmodSync(file, 0o644);
+    expect(() => device({ file_path: file })).toThrow(/is not an audit log/);
+    expect(fs.readFileSync(file, "utf8")).toBe('{"old":true}\n');
+    expect(fs.statSync(file).mode & 0o777).toBe(0o644);
+    // Restoring a device at unseal does not re-check the content (the path was checked when enabled).
+    expect(() => device({ file_path: file }, { enabling: false })).not.toThrow();
+  });
+
+  it("accepts an existing log whose lines carry the configured prefix", () => {
+    const file = path.join(dir, "audit.log");
+    device({ file_path: file, prefix: "AUDIT: " }, { allowPrefix: true }).logRequest(input, now);
+    expect(() => device({ file_path: file, prefix: "AUDIT: " }, { allowPrefix: true })).not.toThrow();
+    expect(() => device({ file_path: file })).toThrow(/is not an audit log/);
   });
 
   it("creates the file with mode 0600 by default and applies a configured mode to an existing file", () => {
@@ -115,6 +136,26 @@ describe("FileAuditDevice", () => {
     fs.chmodSync(c, 0o644);
     device({ file_path: c, mode: "0000" });
     expect(fs.statSync(c).mode & 0o777).toBe(0o644);
+  });
+
+  it('"0000" keeps an existing file\'s read/write bits but clears execute and special bits', () => {
+    const c = path.join(dir, "c.log");
+    fs.writeFileSync(c, "");
+    fs.chmodSync(c, 0o4755);
+    device({ file_path: c, mode: "0000" });
+    expect(fs.statSync(c).mode & 0o7777).toBe(0o644);
+  });
+
+  it("refuses directories and FIFOs, and accepts the sink devices", () => {
+    expect(() => device({ file_path: dir })).toThrow(/it is a directory/);
+    const fifo = path.join(dir, "pipe");
+    execFileSync("mkfifo", [fifo]);
+    // Must not hang: the FIFO is recognised before it is opened.
+    expect(() => device({ file_path: fifo })).toThrow(/it is a named pipe/);
+    const link = path.join(dir, "link-to-pipe");
+    fs.symlinkSync(fifo, link);
+    expect(() => device({ file_path: link })).toThrow(/it is a named pipe/);
+    expect(() => device({ file_path: "/dev/null" })).not.toThrow();
   });
 
   it("turns an unopenable path into a UserError carrying the OS message", () => {
@@ -161,11 +202,20 @@ describe("FileAuditDevice", () => {
     expect(lines(path.join(dir, "moved", "audit.log")).map((l) => (l.request as { id: string }).id)).toEqual(["kept"]);
   });
 
-  it("writes the prefix before each JSON object", () => {
+  it("writes the prefix before each JSON object (with allow_audit_log_prefixing)", () => {
     const file = path.join(dir, "audit.log");
-    device({ file_path: file, prefix: "AUDIT: " }).logRequest(input, now);
+    expect(() => device({ file_path: file, prefix: "AUDIT: " })).toThrow(/audit log prefixing is not allowed/);
+    device({ file_path: file, prefix: "AUDIT: " }, { allowPrefix: true }).logRequest(input, now);
     const text = fs.readFileSync(file, "utf8");
     expect(text.startsWith('AUDIT: {"time":"2025-06-05T16:10:22.292Z","type":"request"')).toBe(true);
+  });
+
+  it("writes $ and backquotes as JSON escapes, so a sourced log expands nothing", () => {
+    const file = path.join(dir, "audit.log");
+    device({ file_path: file }).logRequest({ ...input, path: "secret/data/$(id)`id`" }, now);
+    const text = fs.readFileSync(file, "utf8");
+    expect(text).not.toMatch(/[$`]/);
+    expect((lines(file)[0].request as { path: string }).path).toBe("secret/data/$(id)`id`");
   });
 
   it("discard accepts entries and writes nothing", () => {

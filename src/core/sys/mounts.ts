@@ -1,8 +1,8 @@
 import { z } from "zod";
 import { NotFound, PermissionDenied, UserError, zBool, zDuration, zStringMap } from "../../sdk/index.js";
-import type { PathDefinition } from "../../sdk/types.js";
+import type { HandlerRequest, PathDefinition } from "../../sdk/types.js";
 import type { Core } from "../core.js";
-import { normaliseMountPath, type MountEntry } from "../mounts.js";
+import { normaliseMountPath, type LiveMount, type MountEntry } from "../mounts.js";
 import { currentRequest } from "../request-context.js";
 import type { TokenEntry } from "../tokens.js";
 
@@ -61,6 +61,16 @@ export function describeMount(e: MountEntry): Record<string, unknown> {
 
 function mountPaths(core: Core, kind: "secrets" | "auth", base: string): PathDefinition[] {
   const full = (p: string) => (kind === "auth" ? "auth/" : "") + normaliseMountPath(p);
+  /**
+   * `sys/mounts/auth/<name>/tune` reaches an auth method, as in Vault (kept for compatibility).
+   * It then needs what `sys/auth/<name>/tune` needs: sudo (`sys/auth/*` is a root path), here on
+   * the path requested. Vault itself asks no sudo on this alias; leasehold closes that way round.
+   */
+  const checkTuneReach = (req: HandlerRequest, m: LiveMount | undefined): void => {
+    if (kind === "secrets" && m?.kind === "auth" && !currentRequest(req).sudo) {
+      throw new PermissionDenied();
+    }
+  };
   const shown = (e: MountEntry) => (kind === "auth" ? e.path.slice("auth/".length) : e.path);
   const tuneView = (e: MountEntry) => {
     const ttls = core.mounts.effectiveTtls(e);
@@ -85,6 +95,7 @@ function mountPaths(core: Core, kind: "secrets" | "auth", base: string): PathDef
           handler: async (req) => {
             const m = core.mounts.get(full(req.params.path));
             if (!m) throw new UserError(`cannot fetch sysview for path "${req.params.path}"`);
+            checkTuneReach(req, m);
             return { data: tuneView(m.entry), copyDataToTopLevel: true };
           },
         },
@@ -92,6 +103,7 @@ function mountPaths(core: Core, kind: "secrets" | "auth", base: string): PathDef
           schema: tuneSchema,
           handler: async (req) => {
             const d = req.data as z.infer<typeof tuneSchema>;
+            checkTuneReach(req, core.mounts.get(full(req.params.path)));
             await core.mounts.tune(full(req.params.path), { default_lease_ttl: d.default_lease_ttl, max_lease_ttl: d.max_lease_ttl, description: d.description });
           },
         },
@@ -127,6 +139,11 @@ function mountPaths(core: Core, kind: "secrets" | "auth", base: string): PathDef
             const path = full(req.params.path);
             const m = core.mounts.get(path);
             if (!m) return; // Vault answers 204 for a path that is not mounted
+            // sys/mounts only reaches secrets engines (Vault: "cannot unmount" under auth/): an auth
+            // method is disabled at sys/auth/<name>, which needs sudo and revokes the tokens it issued.
+            if (m.kind !== kind) throw new UserError(`cannot unmount ${JSON.stringify(path)}: auth methods are disabled with DELETE sys/auth/${path.slice("auth/".length, -1)}`);
+            // Checked before anything is revoked: refusing after revoking would still have revoked.
+            if (m.entry.builtin) throw new UserError(`cannot disable the built-in mount ${path}`);
             // Leases first (tokens of an auth mount are leases too); if any fails the mount stays.
             await core.revokeMountLeases(path);
             if (kind === "auth") await core.revokeTokensOfAuthMount(path);
