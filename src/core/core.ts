@@ -136,6 +136,7 @@ export class Core {
         await this.leases.revokeByToken(e.accessor);
         if (e.leaseId) await this.leases.dropTokenLease(e.leaseId);
       },
+      sweep: (accessor) => this.leases.revokeByToken(accessor),
     };
     const builtins: { entry: MountEntry; kind: "secrets" | "auth"; backend: Backend }[] = [
       { entry: builtinEntry("sys/", "system", "system endpoints used for control, policy and debugging"), kind: "secrets", backend: systemBackend(this) },
@@ -191,6 +192,8 @@ export class Core {
     await this.mounts.load();
     await this.audit.load();
     await this.quotas.load();
+    const moved = await this.tokens.migrateAccessorIndex();
+    if (moved) this.logger.info({ moved }, "token accessor index moved to HMAC keys");
     this.unsealed = true;
     await this.leases.start();
     this.metrics.sealed.set(0);
@@ -221,7 +224,7 @@ export class Core {
   async revokeTokensOfAuthMount(mountPath: string): Promise<number> {
     let n = 0;
     for (const accessor of await this.tokens.listAccessors()) {
-      const e = await this.tokens.lookupAccessor(accessor);
+      const e = await this.tokens.getByAccessor(accessor);
       if (e && e.authMount === mountPath) n += await this.tokens.revokeTree(e);
     }
     return n;
@@ -336,6 +339,9 @@ export class Core {
       minted = r.entry;
     }
     try {
+      // The fence of token revocation: a credential or token granted by a token that was revoked
+      // (or marked for revocation) while this request ran is never handed out.
+      if (entry && !lastUse && (lease || minted) && !(await this.tokens.stillUsable(entry.hmac))) throw new PermissionDenied();
       await audit(() =>
         this.audit.logResponse({ ...this.auditRequestInput(auditBase), response: { data: resp.data ?? undefined, auth: auditAuth(auth), warnings: resp.warnings, leaseId: lease?.id } }),
       );
@@ -452,6 +458,8 @@ export class Core {
   /** Mints the orphan token an auth method's login asked for. */
   async mintLoginToken(mount: LiveMount, a: AuthResult, path: string): Promise<{ auth: Record<string, unknown>; entry: TokenEntry }> {
     const policies = [...new Set([...a.policies, ...(a.noDefaultPolicy ? [] : ["default"])])].sort();
+    // Only a root parent mints root, and a login has no parent (Vault refuses the same).
+    if (policies.some((p) => p.trim().toLowerCase() === "root")) throw new UserError("auth methods cannot create root tokens");
     const ttls = mount.info.config;
     const prefix = mount.entry.path.replace(/^auth\//, "").replace(/\/$/, "").replace(/\//g, "-");
     const { token, entry } = await this.tokens.create({

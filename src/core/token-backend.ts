@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { NotFound, PermissionDenied, UserError, formatDuration, parseCidrs, zBool, zCommaList, zDuration, zInt, zName, zStringMap } from "../sdk/index.js";
+import { NotFound, PermissionDenied, UserError, parseCidrs, zBool, zCommaList, zDuration, zInt, zName, zStringMap } from "../sdk/index.js";
 import type { Backend, ConnectionInfo, HandlerRequest, HandlerResponse, PathDefinition } from "../sdk/types.js";
 import type { Core } from "./core.js";
 import { authBlock } from "./core.js";
@@ -24,7 +24,6 @@ interface TokenRole {
 
 const createSchema = z.object({
   id: z.string().optional(),
-  role_name: z.string().optional(),
   policies: zCommaList.optional(),
   meta: zStringMap.optional(),
   no_parent: zBool.optional(),
@@ -71,6 +70,52 @@ function sanitisePolicies(policies: string[], addDefault: boolean): string[] {
   return [...set].sort();
 }
 
+/** Policies as sanitised, without adding `default` and without folding `root` (for subset checks). */
+function policySet(policies: string[]): Set<string> {
+  return new Set(policies.map((p) => p.trim().toLowerCase()).filter(Boolean));
+}
+
+/**
+ * The child token's final policies (Vault's `handleCreateCommon` policy switch). The caller then
+ * applies the root rule on the result.
+ */
+function childPolicies(d: CreateData, parentPolicies: string[], role: TokenRole | undefined, isSudo: boolean): string[] {
+  const noDefault = !!d.no_default_policy || !!role?.token_no_default_policy;
+  const requested = d.policies ?? [];
+  let policies: string[];
+  if (role && (role.allowed_policies.length || role.disallowed_policies.length)) {
+    // The role decides, disjoint from the parent's policies.
+    const addDefault = !noDefault && !role.disallowed_policies.includes("default");
+    let final = requested.length ? sanitisePolicies(requested, addDefault) : [];
+    if (role.allowed_policies.length) {
+      const allowed = sanitisePolicies(role.allowed_policies, addDefault);
+      if (!final.length) final = allowed;
+      else {
+        const bad = final.filter((p) => !allowed.includes(p));
+        if (bad.length) throw new UserError(`token policies (${bad.join(", ")}) must be subset of the role's allowed policies (${allowed.join(", ")})`);
+      }
+    } else if (!final.length) {
+      final = sanitisePolicies(parentPolicies, addDefault);
+    }
+    const disallowed = policySet(role.disallowed_policies);
+    const refused = final.find((p) => disallowed.has(p));
+    if (refused) throw new UserError(`token policy "${refused}" is disallowed by this role`);
+    policies = final;
+  } else if (!requested.length) {
+    // Inherit the parent's policies; "default" only if the parent has it.
+    policies = sanitisePolicies(parentPolicies, false);
+  } else if (!isSudo) {
+    const parentSet = policySet(parentPolicies);
+    const notHeld = [...policySet(requested)].filter((p) => !parentSet.has(p));
+    if (notHeld.length) throw new UserError(`child policies must be subset of parent (not held: ${notHeld.join(", ")})`);
+    policies = sanitisePolicies(requested, !d.no_default_policy && parentSet.has("default"));
+  } else {
+    policies = sanitisePolicies(requested, !d.no_default_policy);
+  }
+  if (noDefault) policies = policies.filter((p) => p !== "default");
+  return policies;
+}
+
 function requireCaller(req: HandlerRequest): { token: string; entry: TokenEntry; sudo: boolean } {
   const ctx = currentRequest(req);
   if (!ctx.tokenEntry || !ctx.token) throw new PermissionDenied();
@@ -81,55 +126,83 @@ function requireCaller(req: HandlerRequest): { token: string; entry: TokenEntry;
 export function tokenBackend(core: Core): Backend {
   const rolesView = () => core.barrier.view("sys/token-roles/");
 
+  /**
+   * Vault's `handleCreateCommon` for `create`, `create-orphan` and `create/:role`. The policy rules
+   * run on the final policy set: a role with `allowed_policies`/`disallowed_policies` decides alone;
+   * otherwise the child's policies must be a subset of the parent's unless the caller has sudo on
+   * the create path; and only a parent holding `root` may create a token holding `root`.
+   */
   async function createToken(req: HandlerRequest, path: string, opts: { orphanPath: boolean; roleName?: string }): Promise<HandlerResponse> {
     const d = req.data as CreateData;
     const caller = requireCaller(req);
     const parent = caller.entry;
-    const privileged = parent.policies.includes("root") || caller.sudo;
+    // A use-limited token would escape its count through children (Vault's rule).
+    if (parent.numUses !== 0) throw new UserError("restricted use token cannot generate child tokens");
+    const isSudo = parent.policies.includes("root") || caller.sudo;
     const role = opts.roleName ? await rolesView().getJSON<TokenRole>(opts.roleName) : undefined;
     if (opts.roleName && !role) throw new UserError(`unknown role ${opts.roleName}`);
-    if (d.id !== undefined && !privileged) throw new UserError("root or sudo privileges required to specify token id");
-    if (d.no_parent && !privileged) throw new UserError("root or sudo privileges required to create orphan token");
-    if (d.period && !privileged && !role) throw new UserError("root or sudo privileges required to create periodic token");
+    if (d.id !== undefined && !isSudo) throw new UserError("root or sudo privileges required to specify token id");
+    if (d.no_parent && !role && !isSudo) throw new UserError("root or sudo privileges required to create orphan token");
+    if (d.period && !isSudo) throw new UserError("root or sudo privileges required to create periodic token");
+    const warnings: string[] = [];
 
-    let requested = d.policies ?? [];
-    const addDefault = !(d.no_default_policy || role?.token_no_default_policy);
-    if (role) {
-      if (!requested.length) requested = role.allowed_policies.length ? role.allowed_policies : parent.policies.filter((p) => p !== "root");
-      const allowed = new Set([...role.allowed_policies, "default"]);
-      const bad = requested.filter((p) => (role.allowed_policies.length && !allowed.has(p)) || role.disallowed_policies.includes(p));
-      if (bad.length) throw new UserError(`token policies (${bad.join(", ")}) must be subset of the role's allowed policies`);
-    } else if (!requested.length) {
-      requested = parent.policies;
-    } else if (!parent.policies.includes("root")) {
-      const parentSet = new Set([...parent.policies, "default"]);
-      const bad = requested.filter((p) => !parentSet.has(p.toLowerCase()));
-      if (bad.length) throw new UserError(`child policies must be subset of parent (not held: ${bad.join(", ")})`);
+    const policies = childPolicies(d, parent.policies, role, isSudo);
+    if (policies.includes("root") && !parent.policies.includes("root")) throw new UserError("root tokens may not be created without parent token being root");
+
+    // A role's limits bind the caller: it may ask for less, never for more.
+    let renewable = d.renewable ?? true;
+    if (role && !role.renewable) renewable = false;
+    let numUses = d.num_uses ?? 0;
+    if (role && role.token_num_uses > 0 && (numUses === 0 || role.token_num_uses < numUses)) numUses = role.token_num_uses;
+    let explicitMax = d.explicit_max_ttl ?? 0;
+    let period = d.period ?? 0;
+    if (role?.token_explicit_max_ttl) {
+      if (explicitMax === 0) explicitMax = role.token_explicit_max_ttl;
+      else {
+        explicitMax = Math.min(explicitMax, role.token_explicit_max_ttl);
+        warnings.push(`Explicit max TTL specified both during creation call and in role; using the lesser value of ${explicitMax} seconds`);
+      }
     }
-    const policies = sanitisePolicies(requested, addDefault);
-    const explicitMax = [d.explicit_max_ttl, role?.token_explicit_max_ttl].filter((x): x is number => !!x);
+    if (role?.token_period) {
+      if (period === 0) period = role.token_period;
+      else {
+        period = Math.min(period, role.token_period);
+        warnings.push(`Period specified both during creation call and in role; using the lesser value of ${period} seconds`);
+      }
+    }
+    const orphan = role ? role.orphan : opts.orphanPath || !!d.no_parent;
+    // A child of a CIDR-bound parent stays bound; a role's own binding replaces it (Vault).
+    const boundCidrs = role ? role.token_bound_cidrs : orphan ? [] : parent.boundCidrs;
+
     const mount = core.mounts.get("auth/token/")!;
     const ttls = mount.info.config;
-    const { token, entry } = await core.tokens.create({
+    const requestedTtl = d.ttl ?? d.lease ?? 0;
+    const { token, entry, warnings: ttlWarnings } = await core.tokens.create({
       id: d.id,
       policies,
       meta: d.meta,
       displayName: displayNameOf(d.display_name),
-      numUses: d.num_uses ?? role?.token_num_uses ?? 0,
-      ttl: d.ttl ?? d.lease ?? ttls.defaultLeaseTtl,
-      explicitMaxTtl: explicitMax.length ? Math.min(...explicitMax) : 0,
-      period: d.period ?? role?.token_period ?? 0,
-      renewable: d.renewable ?? role?.renewable ?? true,
+      numUses,
+      ttl: requestedTtl,
+      defaultTtl: ttls.defaultLeaseTtl,
+      explicitMaxTtl: explicitMax,
+      period,
+      renewable,
       path: role ? `auth/token/create/${role.name}${role.path_suffix ? `/${role.path_suffix}` : ""}` : path,
       authMount: "auth/token/",
       role: role?.name,
-      parent: opts.orphanPath || d.no_parent || role?.orphan ? null : parent,
+      parent: orphan ? null : parent,
       mountMaxTtl: ttls.maxLeaseTtl,
-      boundCidrs: role?.token_bound_cidrs,
+      boundCidrs,
+      creatorExpires: parent.expireTime !== null,
     });
+    // An orphan is not in its creator's tree: if the creator was revoked meanwhile, take it back.
+    if (orphan && !(await core.tokens.stillUsable(parent.hmac))) {
+      await core.tokens.revokeTree(entry);
+      throw new PermissionDenied();
+    }
     core.metrics.tokensCreated.inc({ auth_mount: "auth/token/" });
-    const warnings: string[] = [];
-    if ((d.ttl ?? 0) > entry.creationTtl && entry.creationTtl > 0) warnings.push(`TTL of "${formatDuration(d.ttl!)}" exceeded the effective max_ttl of "${formatDuration(entry.creationTtl)}"; TTL value is capped accordingly`);
+    warnings.push(...ttlWarnings);
     return { issuedAuth: authBlock(token, entry), warnings };
   }
 
@@ -137,15 +210,21 @@ export function tokenBackend(core: Core): Backend {
     // The auth method that issued the token may re-check the login (e.g. the client certificate).
     const issuer = core.mounts.get(entry.authMount)?.backend;
     if (issuer?.renewAuth) await issuer.renewAuth({ metadata: entry.meta ?? {}, policies: entry.policies, displayName: entry.displayName }, connection);
-    const { entry: renewed, ttl, capped } = await core.tokens.renew(entry, increment);
+    const { entry: renewed, ttl, warnings } = await core.tokens.renew(entry, increment);
     const auth = authBlock(token, renewed);
     auth.lease_duration = ttl;
-    return { issuedAuth: auth, warnings: capped ? [`TTL of "${formatDuration(increment || renewed.creationTtl)}" exceeded the effective max_ttl of "${formatDuration(ttl)}"; TTL value is capped accordingly`] : [] };
+    return { issuedAuth: auth, warnings };
   }
 
   const byToken = async (token: string): Promise<TokenEntry> => {
     const e = await core.tokens.lookup(token);
     if (!e) throw new PermissionDenied("bad token");
+    return e;
+  };
+  /** Revocation reaches a token even while it is marked revocation-pending (an interrupted walk). */
+  const revocableByAccessor = async (accessor: string): Promise<TokenEntry> => {
+    const e = await core.tokens.getByAccessor(accessor);
+    if (!e) throw new UserError("invalid accessor");
     return e;
   };
   const byAccessor = async (accessor: string): Promise<TokenEntry> => {
@@ -157,8 +236,11 @@ export function tokenBackend(core: Core): Backend {
   const accessorField = z.object({ accessor: z.string().min(1, "accessor is required") });
   const incrementField = { increment: zDuration.optional() };
 
+  /** The running `tidy`, if any. */
+  let tidying: Promise<void> | undefined;
   const paths: PathDefinition[] = [
-    { pattern: "create", operations: { update: { schema: createSchema, handler: (r) => createToken(r, "auth/token/create", { orphanPath: false, roleName: (r.data as CreateData).role_name }) } } },
+    // `role_name` is not a field of `create`: a role is reachable only through `create/:role_name`, whose ACL applies.
+    { pattern: "create", operations: { update: { schema: createSchema, handler: (r) => createToken(r, "auth/token/create", { orphanPath: false }) } } },
     { pattern: "create-orphan", operations: { update: { schema: createSchema, handler: (r) => createToken(r, "auth/token/create-orphan", { orphanPath: true }) } } },
     { pattern: "create/(?<role>[^/]+)", operations: { update: { schema: createSchema, handler: (r) => createToken(r, `auth/token/create/${r.params.role}`, { orphanPath: false, roleName: r.params.role }) } } },
     {
@@ -183,9 +265,32 @@ export function tokenBackend(core: Core): Backend {
       operations: { update: { schema: z.object({ accessor: z.string().min(1), ...incrementField }), handler: async (r) => { const d = r.data as { accessor: string; increment?: number }; const resp = await renew(await byAccessor(d.accessor), "", d.increment ?? 0, r.connection); resp.issuedAuth!.client_token = ""; return resp; } } },
     },
     { pattern: "revoke-self", operations: { update: { handler: async (r) => { await core.tokens.revokeTree(requireCaller(r).entry); } } } },
-    { pattern: "revoke", operations: { update: { schema: tokenField, handler: async (r) => { const e = await core.tokens.lookup((r.data as { token: string }).token); if (e) await core.tokens.revokeTree(e); } } } },
-    { pattern: "revoke-accessor", operations: { update: { schema: accessorField, handler: async (r) => { await core.tokens.revokeTree(await byAccessor((r.data as { accessor: string }).accessor)); } } } },
+    { pattern: "revoke", operations: { update: { schema: tokenField, handler: async (r) => { const e = await core.tokens.getByToken((r.data as { token: string }).token); if (e) await core.tokens.revokeTree(e); } } } },
+    { pattern: "revoke-accessor", operations: { update: { schema: accessorField, handler: async (r) => { await core.tokens.revokeTree(await revocableByAccessor((r.data as { accessor: string }).accessor)); } } } },
     { pattern: "revoke-orphan", operations: { update: { schema: tokenField, handler: async (r) => { const e = await core.tokens.lookup((r.data as { token: string }).token); if (e) await core.tokens.revokeOrphan(e); } } } },
+    {
+      // Vault answers 202 at once and tidies in the background; a second call meanwhile only warns.
+      pattern: "tidy",
+      operations: {
+        update: {
+          handler: async () => {
+            if (tidying) return { warnings: ["Tidy operation already in progress."] };
+            tidying = core.tokens
+              .tidy()
+              .then((counts) => core.logger.info(counts, "token tidy done"))
+              .then(async () => {
+                const leases = await core.tidyTokenLeases();
+                if (leases) core.logger.info({ leases }, "token tidy dropped leases of missing tokens");
+              })
+              .catch((err: unknown) => core.logger.error({ err }, "token tidy failed"))
+              .finally(() => {
+                tidying = undefined;
+              });
+            return { status: 202, warnings: ["Tidy operation successfully started. Any information from the operation will be printed to Vault's server logs."] };
+          },
+        },
+      },
+    },
     {
       pattern: "accessors/?",
       operations: { list: { handler: async () => { const keys = await core.tokens.listAccessors(); if (!keys.length) throw new NotFound(); return { data: { keys } }; } } },

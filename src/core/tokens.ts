@@ -1,7 +1,43 @@
 import { randomBytes } from "node:crypto";
 import { PermissionDenied, UserError } from "../sdk/errors.js";
 import type { CallerIdentity, StorageView } from "../sdk/types.js";
+import { formatDuration } from "../sdk/durations.js";
 import { hmacHex, randomBase62 } from "./ids.js";
+
+/**
+ * Vault's `framework.CalculateTTL` as tokens use it, at creation (`increment` 0) and renewal. The
+ * effective max is the mount's max lowered by `explicit_max_ttl`. A periodic token gets its period,
+ * capped by that max (with a warning), and only `explicit_max_ttl` bounds it from creation; any
+ * other token gets the increment, its base TTL or the mount default, never past creation + max.
+ * Seconds throughout; times in ms.
+ */
+export function tokenTtl(o: { increment: number; baseTtl: number; defaultTtl: number; period: number; explicitMax: number; mountMax: number; creationTime: number; now: number }): { ttl: number; warnings: string[] } {
+  let maxTtl = o.mountMax;
+  if (o.explicitMax > 0 && (maxTtl <= 0 || o.explicitMax < maxTtl)) maxTtl = o.explicitMax;
+  const warnings: string[] = [];
+  let ttl: number;
+  let maxValid: number | undefined;
+  if (o.period > 0) {
+    ttl = o.period;
+    if (maxTtl > 0 && ttl > maxTtl) {
+      warnings.push(`period of "${formatDuration(ttl)}" exceeded the effective max_ttl of "${formatDuration(maxTtl)}"; period value is capped accordingly`);
+      ttl = maxTtl;
+    }
+    if (o.explicitMax > 0) maxValid = o.creationTime + o.explicitMax * 1000;
+  } else {
+    ttl = o.increment > 0 ? o.increment : o.baseTtl > 0 ? o.baseTtl : o.defaultTtl > 0 ? o.defaultTtl : maxTtl;
+    if (maxTtl > 0) maxValid = o.creationTime + maxTtl * 1000;
+  }
+  if (maxValid !== undefined) {
+    const remaining = Math.floor((maxValid - o.now) / 1000);
+    if (remaining <= 0) throw new UserError("past the max TTL, cannot renew");
+    if (ttl > remaining) {
+      warnings.push(`TTL of "${formatDuration(ttl)}" exceeded the effective max_ttl of "${formatDuration(remaining)}"; TTL value is capped accordingly`);
+      ttl = remaining;
+    }
+  }
+  return { ttl, warnings };
+}
 
 /** A token as stored: never the token itself, only its HMAC. Times are unix milliseconds. */
 export interface TokenEntry {
@@ -12,7 +48,10 @@ export interface TokenEntry {
   policies: string[];
   meta: Record<string, string> | null;
   displayName: string;
-  /** Remaining uses; 0 means unlimited. */
+  /**
+   * Remaining uses; 0 means unlimited, and REVOCATION_PENDING (-1) means the token is spent or being
+   * revoked: every lookup refuses it (its last request may still be running).
+   */
   numUses: number;
   creationTime: number;
   /** TTL granted at creation, seconds (0 = never expires). */
@@ -42,6 +81,8 @@ export interface TokenLeaseHooks {
   renewed(entry: TokenEntry): Promise<void>;
   /** A token is being revoked: its leases die with it. */
   revoked(entry: TokenEntry): Promise<void>;
+  /** A revoked token's entry is gone: revoke any lease still recorded under its accessor. */
+  sweep(accessor: string): Promise<void>;
 }
 
 export interface CreateTokenParams {
@@ -49,7 +90,10 @@ export interface CreateTokenParams {
   meta?: Record<string, string> | null;
   displayName: string;
   numUses?: number;
+  /** Requested TTL, seconds; 0 = the mount's default (`defaultTtl`). */
   ttl: number;
+  /** The issuing mount's default TTL, used when `ttl` is 0. */
+  defaultTtl?: number;
   explicitMaxTtl?: number;
   period?: number;
   renewable: boolean;
@@ -59,9 +103,17 @@ export interface CreateTokenParams {
   parent: TokenEntry | null;
   mountMaxTtl: number;
   boundCidrs?: string[];
+  /** The creating token expires: it may not create a token that never does (Vault). */
+  creatorExpires?: boolean;
   /** Dev mode: a chosen token id. */
   id?: string;
 }
+
+/**
+ * `num_uses` of a token that may not be used again (Vault's `tokenRevocationPending`): its last use
+ * is in flight, or its tree is being revoked. Never 0, which means "unlimited".
+ */
+export const REVOCATION_PENDING = -1;
 
 /** How many token entries the in-memory cache keeps (oldest dropped first). */
 export const TOKEN_CACHE_SIZE = 10_000;
@@ -136,13 +188,22 @@ export class TokenStore {
   }
 
   /** Creates and stores a token; returns the token id (shown once) and its entry. */
-  async create(p: CreateTokenParams): Promise<{ token: string; entry: TokenEntry }> {
+  async create(p: CreateTokenParams): Promise<{ token: string; entry: TokenEntry; warnings: string[] }> {
     const token = p.id ?? `lhs.${randomBase62(24)}`;
     if (p.id !== undefined && (p.id.length < 1 || p.id.length > 256 || /[\s]/.test(p.id))) throw new UserError("id: invalid token id");
     const hmac = await this.hash(token);
     if (await this.storage.get(`id/${hmac}`)) throw new UserError("cannot create a token with a duplicate ID");
     const now = Date.now();
-    const ttl = this.grantedTtl(p.ttl, p.period ?? 0, p.explicitMaxTtl ?? 0, p.mountMaxTtl, p.policies);
+    const period = p.period ?? 0;
+    const explicitMax = p.explicitMaxTtl ?? 0;
+    let ttl = 0;
+    let warnings: string[] = [];
+    // A root-policy token without a TTL or period never expires (Vault); every other one gets one.
+    if (period > 0 || p.ttl > 0 || !p.policies.includes("root")) {
+      ({ ttl, warnings } = tokenTtl({ increment: 0, baseTtl: p.ttl, defaultTtl: p.defaultTtl ?? 0, period, explicitMax, mountMax: p.mountMaxTtl, creationTime: now, now }));
+    }
+    if (ttl === 0 && explicitMax > 0) ttl = explicitMax;
+    if (ttl === 0 && p.creatorExpires) throw new UserError("expiring root tokens cannot create non-expiring root tokens");
     const entry: TokenEntry = {
       hmac,
       accessor: randomBase62(24),
@@ -154,8 +215,8 @@ export class TokenStore {
       creationTime: now,
       creationTtl: ttl,
       expireTime: ttl > 0 ? now + ttl * 1000 : null,
-      explicitMaxTtl: p.explicitMaxTtl ?? 0,
-      period: p.period ?? 0,
+      explicitMaxTtl: explicitMax,
+      period,
       renewable: p.renewable && ttl > 0,
       path: p.path,
       authMount: p.authMount,
@@ -165,24 +226,19 @@ export class TokenStore {
       mountMaxTtl: p.mountMaxTtl,
     };
     await this.writeEntry(entry);
-    await this.storage.putJSON(`accessor/${entry.accessor}`, { hmac });
+    await this.storage.putJSON(await this.accessorKey(entry.accessor), { hmac, accessor: entry.accessor });
     if (entry.parent) await this.storage.putJSON(`parent/${entry.parent}/${hmac}`, {});
+    // The parent's revocation may have been marked while this child was written: the tree walk
+    // could have missed the child's index entry, so the child removes itself.
+    if (p.parent && !(await this.stillUsable(p.parent.hmac))) {
+      await this.revokeTree(entry);
+      throw new PermissionDenied();
+    }
     if (entry.expireTime !== null && this.leaseHooks) {
       entry.leaseId = await this.leaseHooks.created(entry);
       await this.writeEntry(entry);
     }
-    return { token, entry };
-  }
-
-  /**
-   * TTL rules (Vault's): periodic tokens get the period; otherwise the requested TTL; both capped
-   * by explicit_max_ttl and the mount's max TTL. A root-policy token without a TTL never expires.
-   */
-  private grantedTtl(ttl: number, period: number, explicitMax: number, mountMax: number, policies: string[]): number {
-    let granted = period > 0 ? period : ttl;
-    if (granted === 0 && !policies.includes("root")) granted = mountMax;
-    for (const cap of [explicitMax, period > 0 ? 0 : mountMax]) if (cap > 0 && (granted === 0 || granted > cap)) granted = cap;
-    return granted;
+    return { token, entry, warnings };
   }
 
   async getByHmac(hmac: string): Promise<TokenEntry | undefined> {
@@ -197,81 +253,99 @@ export class TokenStore {
     return entry;
   }
 
-  /** Looks a token up; undefined when unknown. Expired tokens are revoked on sight. */
+  /**
+   * Looks a token up; undefined when unknown or no longer usable (see `usable`). Expired tokens are
+   * revoked on sight.
+   */
   async lookup(token: string): Promise<TokenEntry | undefined> {
     if (!token) return undefined;
     const entry = await this.getByHmac(await this.hash(token));
     if (!entry) return undefined;
-    return (await this.revokeIfExpired(entry)) ? undefined : entry;
+    return (await this.usable(entry)) ? entry : undefined;
   }
 
   /**
-   * A token dies with its parent: when the token or any ancestor has expired, the expired one's
-   * tree is revoked on sight (whatever a background expiry has not reached yet) and true is returned.
+   * Whether a token may act: neither it nor any ancestor is revocation-pending, expired or gone.
+   * A token dies with its parent: a child of a tree being revoked is refused from the moment the
+   * root's mark is stored, before the walk reaches it. When the token or an ancestor has expired,
+   * the expired one's tree is revoked on sight (whatever a background expiry has not reached yet).
    */
-  private async revokeIfExpired(entry: TokenEntry): Promise<boolean> {
+  async usable(entry: TokenEntry): Promise<boolean> {
     const now = Date.now();
-    for (let cur: TokenEntry | undefined = entry, depth = 0; cur && depth < 1000; depth++) {
+    let cur: TokenEntry | undefined = entry;
+    for (let depth = 0; cur && depth < 1000; depth++) {
+      if (cur.numUses === REVOCATION_PENDING) return false;
       if (cur.expireTime !== null && cur.expireTime <= now) {
         await this.revokeTree(cur);
-        return true;
+        return false;
       }
-      cur = cur.parent ? await this.getByHmac(cur.parent) : undefined;
+      if (!cur.parent) return true;
+      cur = await this.getByHmac(cur.parent);
     }
+    // The parent is gone (revoked while this child was being written, or a revocation interrupted).
     return false;
   }
 
-  async lookupAccessor(accessor: string): Promise<TokenEntry | undefined> {
+  /** The stored entry of a token, usable or not (revocation paths). */
+  async getByToken(token: string): Promise<TokenEntry | undefined> {
+    return token ? this.getByHmac(await this.hash(token)) : undefined;
+  }
+
+  /** Re-reads a token from the store and tells whether it may still act (see `usable`). */
+  async stillUsable(hmac: string): Promise<boolean> {
+    const entry = await this.getByHmac(hmac);
+    return !!entry && (await this.usable(entry));
+  }
+
+  /** The accessor index: keyed by an HMAC of the accessor, so a copy of the store yields no handle. */
+  private async accessorKey(accessor: string): Promise<string> {
+    return `accessor/${hmacHex(await this.key(), `accessor:${accessor}`)}`;
+  }
+
+  /** The stored entry an accessor points at, usable or not (revocation paths). */
+  async getByAccessor(accessor: string): Promise<TokenEntry | undefined> {
     if (!/^[A-Za-z0-9._-]{1,128}$/.test(accessor)) return undefined;
-    const ref = await this.storage.getJSON<{ hmac: string }>(`accessor/${accessor}`);
-    if (!ref) return undefined;
-    const entry = await this.getByHmac(ref.hmac);
-    if (entry && (await this.revokeIfExpired(entry))) return undefined;
-    return entry;
+    const ref = await this.storage.getJSON<{ hmac: string }>(await this.accessorKey(accessor));
+    return ref ? this.getByHmac(ref.hmac) : undefined;
+  }
+
+  async lookupAccessor(accessor: string): Promise<TokenEntry | undefined> {
+    const entry = await this.getByAccessor(accessor);
+    return entry && (await this.usable(entry)) ? entry : undefined;
   }
 
   /**
-   * Counts one use of a limited-use token. Returns true when that was the last use: the caller
-   * revokes the token once the request is done.
+   * Counts one use of a limited-use token. Returns true when that was the last use: the entry is
+   * then stored as REVOCATION_PENDING (never 0, which would mean unlimited), so every other request
+   * is refused while this one runs, and the caller revokes the token once the request is done.
    */
   async consumeUse(entry: TokenEntry): Promise<boolean> {
     if (entry.numUses === 0) return false;
     return this.storage.withLock(`id/${entry.hmac}`, async () => {
       const cur = await this.getByHmac(entry.hmac);
       if (!cur || cur.numUses <= 0) throw new PermissionDenied();
-      cur.numUses -= 1;
+      cur.numUses = cur.numUses === 1 ? REVOCATION_PENDING : cur.numUses - 1;
       await this.writeEntry(cur);
       entry.numUses = cur.numUses;
-      return cur.numUses === 0;
+      return cur.numUses === REVOCATION_PENDING;
     });
   }
 
   /**
-   * Renews: the new TTL is `increment` (or the creation TTL, or the period) from now, capped by
-   * explicit_max_ttl and the mount max TTL measured from creation. Returns the granted TTL and
-   * whether it was capped.
+   * Renews: the new TTL is `increment` (or the creation TTL, or the period) from now, capped as
+   * `tokenTtl` says. Returns the granted TTL and Vault's warnings when it was capped.
    */
-  async renew(entry: TokenEntry, increment: number): Promise<{ entry: TokenEntry; ttl: number; capped: boolean }> {
+  async renew(entry: TokenEntry, increment: number): Promise<{ entry: TokenEntry; ttl: number; warnings: string[] }> {
     if (!entry.renewable || entry.expireTime === null) throw new UserError("lease is not renewable");
     return this.storage.withLock(`id/${entry.hmac}`, async () => {
       const cur = await this.getByHmac(entry.hmac);
       if (!cur) throw new PermissionDenied();
       const now = Date.now();
-      let ttl = cur.period > 0 ? cur.period : increment > 0 ? increment : cur.creationTtl;
-      let capped = false;
-      const caps = [cur.explicitMaxTtl, cur.period > 0 ? 0 : cur.mountMaxTtl].filter((c) => c > 0);
-      for (const cap of caps) {
-        const remaining = Math.floor((cur.creationTime + cap * 1000 - now) / 1000);
-        if (ttl > remaining) {
-          ttl = Math.max(0, remaining);
-          capped = true;
-        }
-      }
-      if (ttl <= 0) throw new UserError("past the max TTL, cannot renew");
+      const { ttl, warnings } = tokenTtl({ increment, baseTtl: cur.creationTtl, defaultTtl: 0, period: cur.period, explicitMax: cur.explicitMaxTtl, mountMax: cur.mountMaxTtl, creationTime: cur.creationTime, now });
       cur.expireTime = now + ttl * 1000;
       await this.writeEntry(cur);
       await this.leaseHooks?.renewed(cur);
-      return { entry: cur, ttl, capped };
+      return { entry: cur, ttl, warnings };
     });
   }
 
@@ -284,8 +358,30 @@ export class TokenStore {
     return (await this.storage.list(`parent/${hmac}/`)).filter((k) => !k.endsWith("/"));
   }
 
-  /** Revokes a token and every descendant, depth first; each one's leases go through `onRevoke`. */
+  /**
+   * Marks a token REVOCATION_PENDING in the store. From then on neither it nor any descendant passes
+   * a lookup (see `usable`), so nothing it holds can mint children or credentials while its tree is
+   * walked. Returns false when the token is already gone.
+   */
+  private async markRevocationPending(hmac: string): Promise<boolean> {
+    return this.storage.withLock(`id/${hmac}`, async () => {
+      const cur = await this.getByHmac(hmac);
+      if (!cur) return false;
+      if (cur.numUses !== REVOCATION_PENDING) {
+        cur.numUses = REVOCATION_PENDING;
+        await this.writeEntry(cur);
+      }
+      return true;
+    });
+  }
+
+  /**
+   * Revokes a token and every descendant. The root of the tree is marked first (persisted), then
+   * the tree is walked and removed children first, so an interrupted revocation never leaves a
+   * usable child; each one's leases go through the lease hooks.
+   */
   async revokeTree(entry: TokenEntry): Promise<number> {
+    if (!(await this.markRevocationPending(entry.hmac))) return 0;
     let count = 0;
     const stack: string[] = [entry.hmac];
     const order: string[] = [];
@@ -294,7 +390,6 @@ export class TokenStore {
       order.push(h);
       stack.push(...(await this.children(h)));
     }
-    // Children first, so an interrupted revocation never leaves a child whose parent is gone.
     for (const h of order.reverse()) {
       const e = await this.getByHmac(h);
       if (!e) continue;
@@ -322,12 +417,73 @@ export class TokenStore {
   private async revokeOne(e: TokenEntry): Promise<void> {
     if (this.leaseHooks) await this.leaseHooks.revoked(e);
     await this.deleteEntry(e.hmac);
-    await this.storage.delete(`accessor/${e.accessor}`);
+    await this.storage.delete(await this.accessorKey(e.accessor));
     if (e.parent) await this.storage.delete(`parent/${e.parent}/${e.hmac}`);
+    // A request that looked the token up before its mark may have opened a lease since the first
+    // sweep; with the entry gone no new one can start, so one more sweep catches the stragglers.
+    if (this.leaseHooks) await this.leaseHooks.sweep(e.accessor);
   }
 
+  /**
+   * `auth/token/tidy`: removes what a crash or an interrupted revocation can leave behind. Expired
+   * tokens and tokens left revocation-pending are revoked (with their trees and leases); a token
+   * whose parent is gone is revoked (it is unusable already, see `usable`); accessor entries with
+   * no token are deleted after their leases are swept; parent index entries with no child are
+   * deleted. A last use still in flight is pending too: its token is revoked a little early, which
+   * is what its request does when it ends.
+   */
+  async tidy(): Promise<{ revokedTokens: number; danglingAccessors: number; danglingParentEntries: number }> {
+    const out = { revokedTokens: 0, danglingAccessors: 0, danglingParentEntries: 0 };
+    const now = Date.now();
+    for (const key of (await this.storage.list("id/")).filter((k) => !k.endsWith("/"))) {
+      const e = await this.getByHmac(key);
+      if (!e) continue;
+      const parentGone = e.parent !== null && !(await this.getByHmac(e.parent));
+      if (e.numUses === REVOCATION_PENDING || (e.expireTime !== null && e.expireTime <= now) || parentGone) out.revokedTokens += await this.revokeTree(e);
+    }
+    for (const key of (await this.storage.list("accessor/")).filter((k) => !k.endsWith("/"))) {
+      const ref = await this.storage.getJSON<{ hmac: string; accessor?: string }>(`accessor/${key}`);
+      if (ref && (await this.getByHmac(ref.hmac))) continue;
+      const accessor = ref?.accessor ?? key;
+      if (this.leaseHooks && ref) await this.leaseHooks.sweep(accessor);
+      await this.storage.delete(`accessor/${key}`);
+      out.danglingAccessors++;
+    }
+    for (const parent of (await this.storage.list("parent/")).filter((k) => k.endsWith("/"))) {
+      for (const child of await this.children(parent.slice(0, -1))) {
+        if (await this.getByHmac(child)) continue;
+        await this.storage.delete(`parent/${parent}${child}`);
+        out.danglingParentEntries++;
+      }
+    }
+    return out;
+  }
+
+  /** Every token's accessor (the index is keyed by HMAC; each entry holds the accessor itself). */
   async listAccessors(): Promise<string[]> {
-    return (await this.storage.list("accessor/")).filter((k) => !k.endsWith("/"));
+    const keys = (await this.storage.list("accessor/")).filter((k) => !k.endsWith("/"));
+    const out: string[] = [];
+    for (const k of keys) {
+      const ref = await this.storage.getJSON<{ hmac: string; accessor?: string }>(`accessor/${k}`);
+      if (ref?.accessor) out.push(ref.accessor);
+    }
+    return out.sort();
+  }
+
+  /**
+   * Moves accessor index entries written in clear (`accessor/<accessor>`, before the index was
+   * keyed by HMAC) to their HMAC keys. Run once after unseal; returns how many were moved.
+   */
+  async migrateAccessorIndex(): Promise<number> {
+    let moved = 0;
+    for (const k of (await this.storage.list("accessor/")).filter((k) => !k.endsWith("/"))) {
+      const ref = await this.storage.getJSON<{ hmac: string; accessor?: string }>(`accessor/${k}`);
+      if (!ref || ref.accessor) continue;
+      await this.storage.putJSON(await this.accessorKey(k), { hmac: ref.hmac, accessor: k });
+      await this.storage.delete(`accessor/${k}`);
+      moved++;
+    }
+    return moved;
   }
 
   /** The identity a token carries into handlers, leases and audit entries. */
