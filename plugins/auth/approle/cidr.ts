@@ -1,28 +1,22 @@
-import { BlockList, isIP } from "node:net";
-import { parseCidrs } from "../../../src/sdk/index.js";
-
-function split(cidr: string): { addr: string; prefix: number; family: 4 | 6 } {
-  const [addr, bits] = cidr.trim().split("/");
-  const family = isIP(addr) as 4 | 6;
-  return { addr, prefix: bits === undefined ? (family === 4 ? 32 : 128) : Number(bits), family };
-}
+import { blockWithin, parseCidrs } from "../../../src/sdk/index.js";
 
 /**
  * True when every block of `inner` lies inside one block of `outer` (an empty `outer` allows
- * anything). A block B is inside A when A's prefix is no longer than B's and A holds B's address:
- * every address of B shares B's first bits, hence A's.
+ * anything). Throws UserError, naming `field`, when an `inner` entry is malformed. Both lists go
+ * through the SDK's one strict parser, so the subset check and the login-time match agree on
+ * what each entry means (an IPv4-mapped IPv6 block is its IPv4 block in both).
  */
 export function cidrsWithin(inner: string[], outer: string[], field: string): boolean {
-  parseCidrs(inner, field);
+  const inners = parseCidrs(inner, field);
   if (!outer.length) return true;
-  const outers = outer.map((o) => {
-    const s = split(o);
-    const list = new BlockList();
-    list.addSubnet(s.addr, s.prefix, s.family === 4 ? "ipv4" : "ipv6");
-    return { ...s, list };
+  // The role's blocks were validated when the role was written; should one not parse (stored
+  // before parsing was strict), it holds nothing, so nothing can be proved to lie inside it.
+  const outers = outer.flatMap((o) => {
+    try {
+      return parseCidrs([o]);
+    } catch {
+      return [];
+    }
   });
-  return inner.every((i) => {
-    const b = split(i);
-    return outers.some((o) => o.family === b.family && o.prefix <= b.prefix && o.list.check(b.addr, b.family === 4 ? "ipv4" : "ipv6"));
-  });
+  return inners.every((b) => outers.some((a) => blockWithin(b, a)));
 }

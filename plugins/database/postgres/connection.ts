@@ -76,6 +76,22 @@ export function connectionString(s: PostgresSettings): string {
   return url.toString();
 }
 
+/**
+ * The role the pool logs in as, as node-postgres reads the URL: a `user` query parameter (the last
+ * one) wins over the URL's user, and the `username` field fills an empty one. The root user written
+ * only inside `connection_url` is the root user all the same (static roles must not take it over).
+ */
+export function loginUser(s: PostgresSettings): string | undefined {
+  const url = new URL(connectionString(s));
+  const fromQuery = url.searchParams.getAll("user").at(-1);
+  if (fromQuery) return fromQuery;
+  try {
+    return decodeURIComponent(url.username) || undefined;
+  } catch {
+    return url.username || undefined;
+  }
+}
+
 /** The same URL pointed at another database of the cluster (revocation cleans up in each one). */
 export function connectionStringFor(s: PostgresSettings, database: string): string {
   const url = new URL(connectionString(s));

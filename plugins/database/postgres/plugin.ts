@@ -2,7 +2,7 @@ import type { Logger } from "pino";
 import pg from "pg";
 import { DatabasePluginError } from "../../../src/sdk/index.js";
 import type { DatabasePlugin, DeleteUserRequest, NewUserRequest, UpdateUserRequest } from "../../../src/sdk/index.js";
-import { connectionString, connectionStringFor, parseSettings, scrub, secretsOf, type PostgresSettings } from "./connection.js";
+import { connectionString, connectionStringFor, loginUser, parseSettings, scrub, secretsOf, type PostgresSettings } from "./connection.js";
 import { RETRYABLE_SQLSTATES, isServerError, toPluginError } from "./errors.js";
 import { formatExpiration, joinStatements, renderStatement } from "./render.js";
 import { scramVerifier } from "./scram.js";
@@ -122,7 +122,7 @@ export class PostgresPlugin implements DatabasePlugin {
         throw err;
       }
     }
-    return { details: { ...settings }, rootUsername: settings.username || undefined };
+    return { details: { ...settings }, rootUsername: loginUser(settings) };
   }
 
   async newUser(req: NewUserRequest): Promise<void> {

@@ -13,6 +13,19 @@ export interface LiveConnection {
   rootUsername?: string;
 }
 
+/**
+ * Whether `username` is the config's root user: the user the plugin logs in as (for PostgreSQL,
+ * read from `connection_url` itself, where a `user` parameter or the URL's user wins over the
+ * `username` field) or the one the `username` field names. Compared exactly: leasehold always
+ * quotes the name it puts into SQL, and PostgreSQL compares quoted role names and the login name
+ * byte for byte (only unquoted identifiers fold to lower case). Names longer than the plugin's
+ * limit, which PostgreSQL would cut down to another name, are refused before this (static role writes).
+ */
+export function isRootUser(live: Pick<LiveConnection, "config" | "rootUsername">, username: string): boolean {
+  const field = live.config.connection_details.username;
+  return username === live.rootUsername || (typeof field === "string" && field !== "" && username === field);
+}
+
 /** What a lease keeps to revoke its user when the config is gone. Encrypted with the lease. */
 export interface ConnectionSnapshot {
   plugin_name: string;

@@ -1,7 +1,7 @@
 import cron, { type ScheduledTask } from "node-cron";
 import type { Logger } from "pino";
-import { InternalError, NotFound } from "../../../src/sdk/index.js";
-import type { ConnectionRegistry } from "./connections.js";
+import { InternalError, NotFound, UserError } from "../../../src/sdk/index.js";
+import { isRootUser, type ConnectionRegistry } from "./connections.js";
 import { databaseFailure } from "./errors.js";
 import { generatePassword } from "./password.js";
 import type { DatabaseStore, StaticRoleEntry } from "./store.js";
@@ -96,6 +96,8 @@ export class StaticRotation {
       throw databaseFailure(entry.db_name, "connecting", err, this.deps.logger);
     }
     if (!live) throw new InternalError(`static role "${name}" uses database config "${entry.db_name}", which does not exist`);
+    // The config may have been rewritten since the role was made: its root user is never handed to a static role.
+    if (isRootUser(live, entry.username)) throw new UserError(`static role "${name}": "${entry.username}" is now the root user of config "${entry.db_name}", which static roles must not rotate`);
     try {
       await live.plugin.updateUser({ username: entry.username, password: { newPassword, statements: entry.rotation_statements } });
     } catch (err) {

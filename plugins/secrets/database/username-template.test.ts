@@ -70,3 +70,41 @@ describe("passwords and allowed_roles", () => {
     expect(roleAllowed([], "x")).toBe(false);
   });
 });
+
+describe("username template limits", () => {
+  const fields = { DisplayName: "token", RoleName: "role" };
+  const timed = (fn: () => unknown): number => {
+    const t = process.hrtime.bigint();
+    try {
+      fn();
+    } catch {
+      // the error is checked by the caller
+    }
+    return Number(process.hrtime.bigint() - t) / 1e6;
+  };
+
+  it("refuses templates that grow strings exponentially, quickly and with a 400", () => {
+    const grow = `{{ "x" ${'| replace "x" "xxxxxxxxxxxxxxxx" '.repeat(8)}}}`;
+    const base64 = `{{ .RoleName ${"| base64 ".repeat(100)}| truncate 10 }}`;
+    for (const src of [grow, base64]) {
+      const t = new UsernameTemplate(src);
+      expect(() => t.render(fields), src).toThrow(expect.objectContaining({ status: 400, message: expect.stringMatching(/^username_template: .*limit is 65536/) }));
+      expect(timed(() => t.render(fields))).toBeLessThan(500);
+    }
+    // Many values, each under the per-value limit, still count against the render's total.
+    const many = `{{ truncate 5 "a" }}${"{{ random 1024 | replace \"\" \"abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ\" | truncate 1 }}".repeat(20)}`;
+    expect(() => new UsernameTemplate(many).render(fields)).toThrow(/builds more than 1048576 characters in all/);
+  });
+
+  it("refuses oversized and deeply nested templates when parsed", () => {
+    expect(() => new UsernameTemplate(`{{ ${"(".repeat(40)}"a"${")".repeat(40)} }}`)).toThrow(/nested deeper than 32/);
+    expect(() => new UsernameTemplate("x".repeat(5000))).toThrow(/longer than 4096/);
+  });
+
+  it("positive control: ordinary templates are untouched by the limits", () => {
+    expect(makeUsername(DEFAULT, fields, 63)).toMatch(/^v-token-role-[A-Za-z0-9]{20}-\d{10}$/);
+    const t = new UsernameTemplate(`{{ printf "app-%s-%s" (.RoleName | replace "-" "_") (random 1024 | sha256 | truncate 8) }}`);
+    expect(t.render({ DisplayName: "d", RoleName: "my-role" })).toMatch(/^app-my_role-[0-9a-f]{8}$/);
+    expect(new UsernameTemplate(`{{ "x" ${'| replace "x" "xxxx" '.repeat(7)}| truncate 5 }}`).render(fields)).toBe("xxxxx"); // 4^7 = 16384 characters: under the limit
+  });
+});

@@ -29,6 +29,40 @@ function fail(msg: string): never {
   throw new UserError(`username_template: ${msg}`);
 }
 
+/**
+ * Limits on what a template may cost. A template has no loops, but `replace` and `printf` can each
+ * multiply a string's length, so a short pipeline of them builds strings exponentially long (seconds
+ * of CPU, then a crash). Usernames are at most a few dozen bytes; these bounds are far above any
+ * real template and far below anything slow.
+ */
+export const TEMPLATE_LIMITS = {
+  /** Characters of template source. */
+  sourceLength: 4096,
+  /** Nested parentheses. */
+  depth: 32,
+  /** Characters of any one value a function returns. */
+  valueLength: 64 * 1024,
+  /** Characters all function calls of one render return together (the evaluation's work). */
+  totalLength: 1024 * 1024,
+};
+
+/** Work done by one render, checked after every function call. */
+class RenderBudget {
+  private left = TEMPLATE_LIMITS.totalLength;
+
+  /** Throws when a value of `length` characters is over the limit (before it is built, where it can be sized). */
+  checkLength(length: number, fn: string): void {
+    if (length > TEMPLATE_LIMITS.valueLength) fail(`${fn} would build a value of ${length} characters; the limit is ${TEMPLATE_LIMITS.valueLength}`);
+  }
+
+  /** Counts a value a function returned against both limits. */
+  reserve(length: number, fn: string): void {
+    this.checkLength(length, fn);
+    this.left -= length;
+    if (this.left < 0) fail(`the template builds more than ${TEMPLATE_LIMITS.totalLength} characters in all`);
+  }
+}
+
 function tokenize(src: string): Token[] {
   const out: Token[] = [];
   let i = 0;
@@ -88,7 +122,9 @@ function tokenize(src: string): Token[] {
   return out;
 }
 
-function parsePipeline(tokens: Token[], pos: { i: number }, nested: boolean): Node {
+function parsePipeline(tokens: Token[], pos: { i: number }, depth: number): Node {
+  const nested = depth > 0;
+  if (depth > TEMPLATE_LIMITS.depth) fail(`parentheses nested deeper than ${TEMPLATE_LIMITS.depth}`);
   const cmds: Node[][] = [[]];
   while (pos.i < tokens.length) {
     const tok = tokens[pos.i];
@@ -104,7 +140,7 @@ function parsePipeline(tokens: Token[], pos: { i: number }, nested: boolean): No
     }
     const cmd = cmds[cmds.length - 1];
     if (tok.t === "open") {
-      cmd.push(parsePipeline(tokens, pos, true));
+      cmd.push(parsePipeline(tokens, pos, depth + 1));
       if (tokens[pos.i]?.t !== "close") fail("missing ')'");
       pos.i++;
     } else if (tok.t === "str" || tok.t === "num") cmd.push({ k: "lit", v: tok.v });
@@ -115,8 +151,8 @@ function parsePipeline(tokens: Token[], pos: { i: number }, nested: boolean): No
   return { k: "pipe", cmds };
 }
 
-const FUNCTIONS: Record<string, { arity: number | "variadic"; fn: (args: unknown[]) => string }> = {
-  printf: { arity: "variadic", fn: ([format, ...rest]) => printf(str(format, "printf"), rest) },
+const FUNCTIONS: Record<string, { arity: number | "variadic"; fn: (args: unknown[], budget: RenderBudget) => string }> = {
+  printf: { arity: "variadic", fn: ([format, ...rest], budget) => printf(str(format, "printf"), rest, budget) },
   truncate: { arity: 2, fn: ([n, s]) => [...str(s, "truncate")].slice(0, positive(n, "truncate")).join("") },
   truncate_sha256: {
     arity: 2,
@@ -129,7 +165,17 @@ const FUNCTIONS: Record<string, { arity: number | "variadic"; fn: (args: unknown
   },
   uppercase: { arity: 1, fn: ([s]) => str(s, "uppercase").toUpperCase() },
   lowercase: { arity: 1, fn: ([s]) => str(s, "lowercase").toLowerCase() },
-  replace: { arity: 3, fn: ([from, to, s]) => str(s, "replace").split(str(from, "replace")).join(str(to, "replace")) },
+  replace: {
+    arity: 3,
+    fn: ([from, to, s], budget) => {
+      const pieces = str(s, "replace").split(str(from, "replace"));
+      const replacement = str(to, "replace");
+      // Sized before it is built: each match can grow the string by the whole replacement.
+      const length = pieces.reduce((n, p) => n + p.length, 0) + (pieces.length - 1) * replacement.length;
+      budget.checkLength(length, "replace");
+      return pieces.join(replacement);
+    },
+  },
   sha256: { arity: 1, fn: ([s]) => createHash("sha256").update(str(s, "sha256")).digest("hex") },
   base64: { arity: 1, fn: ([s]) => Buffer.from(str(s, "base64"), "utf8").toString("base64") },
   random: { arity: 1, fn: ([n]) => randomAlphanumeric(positive(n, "random")) },
@@ -151,14 +197,18 @@ function positive(v: unknown, fn: string): number {
   return n;
 }
 
-function printf(format: string, args: unknown[]): string {
+function printf(format: string, args: unknown[], budget: RenderBudget): string {
   let k = 0;
+  let length = format.length;
   return format.replace(/%([%sdvq])/g, (_, verb: string) => {
     if (verb === "%") return "%";
     if (k >= args.length) return `%!${verb}(MISSING)`;
     const a = args[k++];
-    if (verb === "q") return JSON.stringify(String(a));
-    return String(a);
+    const out = verb === "q" ? JSON.stringify(String(a)) : String(a);
+    // Checked as it grows, so a format of many verbs stops at the limit instead of after.
+    length += out.length;
+    budget.checkLength(length, "printf");
+    return out;
   });
 }
 
@@ -214,7 +264,7 @@ function goTimestamp(layout: string, d: Date): string {
   return out;
 }
 
-function evaluate(node: Node, fields: UsernameFields): unknown {
+function evaluate(node: Node, fields: UsernameFields, budget: RenderBudget): unknown {
   if (node.k === "lit") return node.v;
   if (node.k === "field") {
     if (node.v !== "DisplayName" && node.v !== "RoleName") fail(`unknown field .${node.v} (use .DisplayName or .RoleName)`);
@@ -228,13 +278,15 @@ function evaluate(node: Node, fields: UsernameFields): unknown {
       if (head.k === "call") {
         const f = FUNCTIONS[head.fn];
         if (!f) fail(`unknown function ${JSON.stringify(head.fn)}`);
-        const args = [...rest.map((n) => evaluate(n, fields)), ...extra];
+        const args = [...rest.map((n) => evaluate(n, fields, budget)), ...extra];
         if (f.arity !== "variadic" && args.length !== f.arity) fail(`${head.fn} takes ${f.arity} argument(s), got ${args.length}`);
         if (f.arity === "variadic" && args.length === 0) fail(`${head.fn} needs arguments`);
-        piped = f.fn(args);
+        const out = f.fn(args, budget);
+        budget.reserve(out.length, head.fn);
+        piped = out;
       } else {
         if (rest.length || extra.length) fail("only a function can take arguments");
-        piped = evaluate(head, fields);
+        piped = evaluate(head, fields, budget);
       }
     });
     return piped;
@@ -247,6 +299,7 @@ export class UsernameTemplate {
   private readonly parts: (string | Node)[] = [];
 
   constructor(readonly source: string) {
+    if (source.length > TEMPLATE_LIMITS.sourceLength) fail(`the template is longer than ${TEMPLATE_LIMITS.sourceLength} characters`);
     let i = 0;
     let trimNext = false;
     while (i < source.length) {
@@ -274,14 +327,16 @@ export class UsernameTemplate {
       const tokens = tokenize(body);
       if (!tokens.length) fail("empty action");
       const pos = { i: 0 };
-      this.parts.push(parsePipeline(tokens, pos, false));
+      this.parts.push(parsePipeline(tokens, pos, 0));
       if (pos.i !== tokens.length) fail("unexpected ')'");
       i = close + 2;
     }
   }
 
+  /** Throws UserError (400) for a broken template or one over TEMPLATE_LIMITS. */
   render(fields: UsernameFields): string {
-    return this.parts.map((p) => (typeof p === "string" ? p : str(evaluate(p, fields), "template"))).join("");
+    const budget = new RenderBudget();
+    return this.parts.map((p) => (typeof p === "string" ? p : str(evaluate(p, fields, budget), "template"))).join("");
   }
 }
 

@@ -6,6 +6,7 @@ import { databaseFailure, verificationFailure } from "../errors.js";
 import { generatePassword } from "../password.js";
 import { zStatements } from "../statements.js";
 import { NAME_RE, type ConnectionConfig } from "../store.js";
+import { hasLiteralPassword, redactConnectionUrl } from "../connection-url.js";
 import { makeUsername } from "../username-template.js";
 
 const commonFields = {
@@ -89,6 +90,10 @@ async function readConfig(engine: DatabaseEngine, req: HandlerRequest): Promise<
   if (!config) throw new NotFound();
   const factory = engine.plugins.get(config.plugin_name);
   const details = factory ? factory.redact(config.connection_details) : {};
+  // Whatever the plugin's own redaction did, the URL shown is masked here from the stored one, as
+  // Vault's engine does: a password holding `@`, `:` or `%40` is masked whole.
+  const url = config.connection_details.connection_url;
+  if (typeof url === "string" && "connection_url" in details) details.connection_url = redactConnectionUrl(url);
   if (config.username_template) details.username_template = config.username_template;
   return {
     data: {
@@ -150,6 +155,10 @@ async function writeConfig(engine: DatabaseEngine, req: HandlerRequest<Record<st
       await engine.connections.replace({ name, config, factory, plugin: inst.plugin, rootUsername: inst.rootUsername });
     }
     const warnings: string[] = [];
+    if (typeof config.connection_details.connection_url === "string" && hasLiteralPassword(config.connection_details.connection_url)) {
+      // Vault's warning: reads mask it, but the password still sits in the stored URL, and rotate-root cannot change it.
+      warnings.push("Password found in connection_url, use a templated URL to avoid password leak.");
+    }
     if (!config.allowed_roles.length) warnings.push('allowed_roles is empty: no role can use this connection until it lists them (or "*")');
     return warnings.length ? { warnings } : undefined;
   });
@@ -187,6 +196,12 @@ async function rotateRoot(engine: DatabaseEngine, req: HandlerRequest): Promise<
     const oldPassword = config.connection_details.password;
     if (!live.rootUsername || typeof oldPassword !== "string" || oldPassword === "") {
       throw new UserError(`config "${name}" has no root username and password fields to rotate: set username and password, and use {{username}} and {{password}} in connection_url`);
+    }
+    // A password of the URL's own is the one the pool logs in with: rotating the `password` field
+    // would change the root user's password in the database to one the config never sends.
+    const connectionUrl = config.connection_details.connection_url;
+    if (typeof connectionUrl === "string" && hasLiteralPassword(connectionUrl)) {
+      throw new UserError(`config "${name}" has the root password written into connection_url: use {{password}} in connection_url and the password field to rotate it`);
     }
     const newPassword = generatePassword();
     await engine.store.putConfig(name, { ...config, pending_root_password: newPassword });

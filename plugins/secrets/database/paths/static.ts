@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { NotFound, UserError, zDuration, zName } from "../../../../src/sdk/index.js";
 import type { HandlerRequest, HandlerResponse, PathDefinition } from "../../../../src/sdk/index.js";
+import { isRootUser } from "../connections.js";
 import { checkName, type DatabaseEngine } from "../engine.js";
 import { databaseFailure } from "../errors.js";
 import { zStatements } from "../statements.js";
@@ -138,8 +139,8 @@ async function writeStaticRole(engine: DatabaseEngine, req: HandlerRequest<Write
     }
     if (!live) throw new UserError(`database config "${d.db_name}" does not exist`);
     if (!roleAllowed(live.config.allowed_roles, name)) throw new UserError(`"${name}" is not an allowed role for database config "${d.db_name}"`);
-    if (live.rootUsername && live.rootUsername === d.username) throw new UserError(`"${d.username}" is the root user of config "${d.db_name}": rotate it with rotate-root`);
     if (Buffer.byteLength(d.username, "utf8") > live.factory.usernames.maxBytes) throw new UserError(`username is longer than ${live.factory.usernames.maxBytes} bytes`);
+    if (isRootUser(live, d.username)) throw new UserError(`"${d.username}" is the root user of config "${d.db_name}": rotate it with rotate-root`);
     const entry: StaticRoleEntry = {
       db_name: d.db_name,
       username: d.username,
