@@ -106,6 +106,7 @@ export class Core {
     this.leases = new ExpirationManager({
       store: opts.physical.leases,
       cipher: { encrypt: (p, b) => this.barrier.encrypt(p, b), decrypt: (p, b) => this.barrier.decrypt(p, b) },
+      indexKeys: this.barrier.view("sys/lease-index/"),
       logger: this.logger.child({ component: "expiration" }),
       backendOf: (m) => this.mounts.get(m)?.backend,
       revokeToken: async (internal) => {

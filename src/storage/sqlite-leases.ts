@@ -1,5 +1,5 @@
 import type Database from "better-sqlite3";
-import type { LeaseFilter, LeaseRow, LeaseState, LeaseStore } from "./types.js";
+import { prefixUpperBound, type LeaseFilter, type LeaseRow, type LeaseState, type LeaseStore } from "./types.js";
 
 /** The `leases` table: one row per lease, indexed for expiry, prefix, token, mount+role and identity. */
 export const LEASE_MIGRATIONS = [
@@ -74,9 +74,19 @@ export const LEASE_COUNTS_MIGRATION = `
     UPDATE lease_counts SET n = n + 1 WHERE mount = NEW.mount AND state = NEW.state;
   END`;
 
+/**
+ * The creator's accessor, display name and metadata leave the clear (see `LeaseRow`): a `creator`
+ * column for their sealed copy, NULL on the rows written before, which the expiration manager
+ * converts at unseal (the keys exist only then); the partial index finds those rows and is empty
+ * afterwards. Appended after the counts migration.
+ */
+export const LEASE_CREATOR_MIGRATION = `
+  ALTER TABLE leases ADD COLUMN creator BLOB;
+  CREATE INDEX leases_legacy_creator ON leases(id) WHERE creator IS NULL`;
+
 const COLUMNS = [
   "id", "kind", "mount", "path", "role", "secret_type", "internal", "issue_time", "expire_time", "max_expire_time", "last_renewal",
-  "renewable", "token_accessor", "auth_mount", "display_name", "metadata", "entity_id", "state", "revoke_attempts", "revoke_error", "due_at",
+  "renewable", "token_accessor", "auth_mount", "display_name", "metadata", "entity_id", "state", "revoke_attempts", "revoke_error", "due_at", "creator",
 ] as const;
 const UPDATABLE = new Set<string>(COLUMNS.filter((c) => c !== "id"));
 
@@ -88,6 +98,7 @@ function where(filter: LeaseFilter): { sql: string; params: unknown[] } {
     parts.push(`${col} = ?`);
     params.push(v);
   };
+  if (filter.id !== undefined) eq("id", filter.id);
   if (filter.mount !== undefined) eq("mount", filter.mount);
   if (filter.role !== undefined) eq("role", filter.role);
   if (filter.tokenAccessor !== undefined) eq("token_accessor", filter.tokenAccessor);
@@ -97,8 +108,9 @@ function where(filter: LeaseFilter): { sql: string; params: unknown[] } {
   if (filter.kind !== undefined) eq("kind", filter.kind);
   if (filter.pathPrefix !== undefined && filter.pathPrefix !== "") {
     // Range on the primary key: ids are `<path>/<random>`, so a prefix is an id range.
-    parts.push("id >= ? AND id < ?");
-    params.push(filter.pathPrefix, filter.pathPrefix + "\uffff");
+    const upper = prefixUpperBound(filter.pathPrefix);
+    parts.push(upper === undefined ? "id >= ?" : "id >= ? AND id < ?");
+    params.push(filter.pathPrefix, ...(upper === undefined ? [] : [upper]));
   }
   if (filter.issuedAfter !== undefined) {
     parts.push("issue_time >= ?");
@@ -108,9 +120,12 @@ function where(filter: LeaseFilter): { sql: string; params: unknown[] } {
     parts.push("issue_time < ?");
     params.push(filter.issuedBefore);
   }
-  for (const [k, v] of Object.entries(filter.metadata ?? {})) {
-    parts.push("json_extract(metadata, ?) = ?");
-    params.push(`$.${JSON.stringify(k)}`, v);
+  // Clear metadata is never in the table: the manager's store view turns pairs into tags.
+  if (filter.metadata !== undefined) throw new Error("lease store: a metadata filter must be given as metadataTags");
+  for (const tag of filter.metadataTags ?? []) {
+    // `metadata` is ` tag1 tag2 `: a tag (base64url, no spaces) framed by spaces matches whole.
+    parts.push("instr(metadata, ?) > 0");
+    params.push(` ${tag} `);
   }
   return { sql: parts.length ? parts.join(" AND ") : "1 = 1", params };
 }
@@ -135,11 +150,13 @@ export class SqliteLeaseStore implements LeaseStore {
       byMount: db.prepare<[], { mount: string; n: number }>("SELECT mount, SUM(n) AS n FROM lease_counts GROUP BY mount HAVING SUM(n) > 0"),
       byMountState: db.prepare<[], { mount: string; state: string; n: number }>("SELECT mount, state, n FROM lease_counts WHERE n > 0"),
       total: db.prepare<[], { n: number | null }>("SELECT SUM(n) AS n FROM lease_counts"),
+      legacy: db.prepare<[number], LeaseRow>("SELECT * FROM leases INDEXED BY leases_legacy_creator WHERE creator IS NULL ORDER BY id LIMIT ?"),
+      rewrite: db.prepare("UPDATE leases SET token_accessor = @token_accessor, display_name = @display_name, metadata = @metadata, creator = @creator WHERE id = @id"),
     };
   }
 
   async insert(row: LeaseRow): Promise<void> {
-    this.stmts.insert.run(row);
+    this.stmts.insert.run({ creator: null, ...row });
   }
 
   async get(id: string): Promise<LeaseRow | undefined> {
@@ -186,6 +203,30 @@ export class SqliteLeaseStore implements LeaseStore {
 
   async countsByMountAndState(): Promise<{ mount: string; state: string; n: number }[]> {
     return this.stmts.byMountState.all();
+  }
+
+  async legacyCreators(limit: number): Promise<LeaseRow[]> {
+    return this.stmts.legacy.all(limit);
+  }
+
+  async rewriteCreators(rows: { id: string; token_accessor: string; display_name: string; metadata: string; creator: Buffer }[], finish: boolean): Promise<void> {
+    // secure_delete zeroes the bytes the clear values leave behind (in the row's page and in the
+    // index entries it drops) instead of leaving them in the file's free space.
+    const was = this.db.pragma("secure_delete", { simple: true }) as number;
+    this.db.pragma("secure_delete = ON");
+    try {
+      this.db.transaction(() => {
+        for (const r of rows) this.stmts.rewrite.run(r);
+      })();
+      if (finish) {
+        // Pages freed before (an earlier migration's copies, deleted rows) may still hold clear
+        // values: VACUUM rebuilds the file from live rows only, then the WAL is emptied.
+        this.db.exec("VACUUM");
+        if (this.db.pragma("journal_mode", { simple: true }) === "wal") this.db.pragma("wal_checkpoint(TRUNCATE)");
+      }
+    } finally {
+      this.db.pragma(`secure_delete = ${["OFF", "ON", "FAST"][was] ?? "OFF"}`);
+    }
   }
 
   async inState(state: LeaseState, after: string, limit: number): Promise<string[]> {

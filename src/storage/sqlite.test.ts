@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { LEASE_MIGRATIONS } from "./sqlite-leases.js";
 import { SqliteStorage } from "./sqlite.js";
+import { prefixUpperBound } from "./types.js";
 
 describe("SqliteStorage migrations", () => {
   const dirs: string[] = [];
@@ -44,7 +45,9 @@ describe("SqliteStorage migrations", () => {
       expect(tables.map((t) => t.name).sort()).toEqual(["kv", "leases"]);
       for (const t of tables) expect(t.sql).not.toMatch(/WITHOUT ROWID/i);
       const indexes = (store.db.prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'leases' AND sql IS NOT NULL").all() as { name: string }[]).map((i) => i.name).sort();
-      expect(indexes).toEqual(["leases_due", "leases_identity", "leases_irrevocable", "leases_mount_role", "leases_pending", "leases_revoking", "leases_token"]);
+      expect(indexes).toEqual(["leases_due", "leases_identity", "leases_irrevocable", "leases_legacy_creator", "leases_mount_role", "leases_pending", "leases_revoking", "leases_token"]);
+      // The old row's creator fields are still clear: it is listed for conversion at unseal.
+      expect((await store.leases.legacyCreators(10)).map((r) => r.id)).toEqual(["database/creds/ro/x1"]);
       // The counts table starts from what the old store held.
       expect(await store.leases.stats()).toEqual({ byState: { active: 1 }, byMount: { "database/": 1 } });
       await store.put("sys/token/id/abc", Buffer.from("again"));
@@ -81,6 +84,49 @@ describe("SqliteStorage migrations", () => {
       // Mounts with nothing left are not reported.
       for (let i = 0; i < 30; i += 3) await store.leases.delete(`m0/creds/r/${i}`);
       expect((await store.leases.stats()).byMount["m0/"]).toBeUndefined();
+    } finally {
+      await store.close();
+    }
+  });
+});
+
+describe("prefix range scans", () => {
+  it("bounds every string with the prefix, including characters past U+FFFF, and nothing else", () => {
+    expect(prefixUpperBound("app/")).toBe("app0");
+    expect(prefixUpperBound("")).toBeUndefined();
+    expect(prefixUpperBound("a\u{10ffff}")).toBe("b");
+    expect(prefixUpperBound("\u{10ffff}")).toBeUndefined();
+    expect(prefixUpperBound("a\ud7ff")).toBe("a\ue000");
+    expect(prefixUpperBound("x😀")).toBe("x😁");
+    // BINARY order is UTF-8 byte order: compare as SQLite does.
+    const lt = (a: string, b: string) => Buffer.compare(Buffer.from(a, "utf8"), Buffer.from(b, "utf8")) < 0;
+    for (const k of ["app/😀x", "app/\uffff", "app/\u{10ffff}\u{10ffff}", "app/"]) expect(lt(k, prefixUpperBound("app/")!)).toBe(true);
+    expect(lt("app0", prefixUpperBound("app/")!)).toBe(false);
+  });
+
+  it("lists keys whose next character is outside the Basic Multilingual Plane, and no key of a sibling prefix", async () => {
+    const store = new SqliteStorage({ path: ":memory:" });
+    try {
+      for (const k of ["app/😀x", "app/plain", "app/\uffffz", "app/dir/😀/deep", "app0", "apq/x", "ap/x"]) await store.put(k, Buffer.from("v"));
+      expect(await store.list("app/")).toEqual(["dir/", "plain", "\uffffz", "😀x"]);
+      expect(await store.list("app/dir/")).toEqual(["😀/"]);
+      expect(await store.list("")).toEqual(["ap/", "app/", "app0", "apq/"]);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it("selects lease ids under a prefix whose next character is outside the Basic Multilingual Plane", async () => {
+    const store = new SqliteStorage({ path: ":memory:" });
+    const row = (id: string) => ({
+      id, kind: "secret" as const, mount: "m/", path: id.slice(0, id.lastIndexOf("/")), role: "r", secret_type: "creds", internal: Buffer.from("x"),
+      issue_time: 1, expire_time: 2, max_expire_time: 3, last_renewal: null, renewable: 1 as const, token_accessor: "", auth_mount: "", display_name: "",
+      metadata: "", entity_id: "", state: "active" as const, revoke_attempts: 0, revoke_error: null, due_at: 2,
+    });
+    try {
+      for (const id of ["m/creds/😀/a", "m/creds/ro/b", "m/creds0/c"]) await store.leases.insert(row(id));
+      expect(await store.leases.select({ pathPrefix: "m/creds/" }, "", 10)).toEqual(["m/creds/ro/b", "m/creds/😀/a"]);
+      expect(await store.leases.count({ pathPrefix: "m/creds/" })).toBe(2);
     } finally {
       await store.close();
     }

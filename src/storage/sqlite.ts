@@ -1,6 +1,6 @@
 import Database from "better-sqlite3";
-import { LEASE_COUNTS_MIGRATION, LEASE_MIGRATIONS, LEASE_ROWID_MIGRATION, SqliteLeaseStore } from "./sqlite-leases.js";
-import { immediateChildren, type LeaseStore, type PhysicalStorage } from "./types.js";
+import { LEASE_COUNTS_MIGRATION, LEASE_CREATOR_MIGRATION, LEASE_MIGRATIONS, LEASE_ROWID_MIGRATION, SqliteLeaseStore } from "./sqlite-leases.js";
+import { immediateChildren, prefixUpperBound, type LeaseStore, type PhysicalStorage } from "./types.js";
 
 /** Schema migrations, applied in order and recorded in `schema_migrations`. Append only. */
 const MIGRATIONS: string[] = [
@@ -16,6 +16,7 @@ const MIGRATIONS: string[] = [
    ALTER TABLE kv_rowid RENAME TO kv`,
   LEASE_ROWID_MIGRATION,
   LEASE_COUNTS_MIGRATION,
+  LEASE_CREATOR_MIGRATION,
 ];
 
 export interface SqliteOptions {
@@ -50,6 +51,7 @@ export class SqliteStorage implements PhysicalStorage {
       put: this.db.prepare("INSERT INTO kv (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value"),
       del: this.db.prepare("DELETE FROM kv WHERE key = ?"),
       range: this.db.prepare<[string, string], { key: string }>("SELECT key FROM kv WHERE key >= ? AND key < ? ORDER BY key"),
+      rangeFrom: this.db.prepare<[string], { key: string }>("SELECT key FROM kv WHERE key >= ? ORDER BY key"),
     };
   }
 
@@ -78,8 +80,9 @@ export class SqliteStorage implements PhysicalStorage {
   }
 
   async list(prefix: string): Promise<string[]> {
-    // Every key with the prefix sorts in [prefix, prefix + U+FFFF).
-    const rows = this.stmts.range.all(prefix, prefix + "\uffff");
+    // Every key with the prefix, and no other, sorts in [prefix, its upper bound).
+    const upper = prefixUpperBound(prefix);
+    const rows = upper === undefined ? this.stmts.rangeFrom.all(prefix) : this.stmts.range.all(prefix, upper);
     return immediateChildren(prefix, rows.map((r) => r.key));
   }
 

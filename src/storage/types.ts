@@ -17,6 +17,25 @@ export interface PhysicalStorage {
   close(): Promise<void>;
 }
 
+/**
+ * The smallest string above every string that starts with `prefix`, in SQLite's BINARY order
+ * (bytewise UTF-8, which is code point order), or undefined when there is none. A range scan
+ * `key >= prefix AND key < prefixUpperBound(prefix)` then holds exactly the keys with the prefix.
+ * `prefix + "\uffff"` is not such a bound: a character outside the Basic Multilingual Plane
+ * (4 UTF-8 bytes, F0..F4) sorts above U+FFFF (EF BF BF), so `app/😀x` fell outside `app/`'s range.
+ */
+export function prefixUpperBound(prefix: string): string | undefined {
+  const cps = [...prefix].map((c) => c.codePointAt(0)!);
+  while (cps.length) {
+    let last = cps.pop()! + 1;
+    // Surrogate code points cannot be encoded in UTF-8: the next character after U+D7FF is U+E000.
+    if (last >= 0xd800 && last <= 0xdfff) last = 0xe000;
+    if (last <= 0x10ffff) return String.fromCodePoint(...cps, last);
+    // The last character is U+10FFFF: nothing sorts between it and the end; bump the one before.
+  }
+  return undefined;
+}
+
 /** Cuts a set of full keys down to the immediate children of `prefix`, Vault-style. */
 export function immediateChildren(prefix: string, keys: Iterable<string>): string[] {
   const out = new Set<string>();
@@ -27,7 +46,26 @@ export function immediateChildren(prefix: string, keys: Iterable<string>): strin
     out.add(slash === -1 ? rest : rest.slice(0, slash + 1));
   }
   out.delete("");
-  return [...out].sort();
+  const children = [...out];
+  // The store's order (and Vault's): UTF-8 bytes, i.e. code points. JavaScript's default sort
+  // compares UTF-16 units, which puts characters past U+FFFF before U+E000..U+FFFF.
+  return children.some((c) => /[\ud800-\udfff]/.test(c)) ? children.sort(compareCodePoints) : children.sort();
+}
+
+/** Code point order of two strings (UTF-16 units with surrogates moved above U+FFFF). */
+function compareCodePoints(a: string, b: string): number {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    let x = a.charCodeAt(i);
+    let y = b.charCodeAt(i);
+    if (x === y) continue;
+    if (x >= 0xd800 && y >= 0xd800) {
+      x += x >= 0xe000 ? -0x800 : 0x2000;
+      y += y >= 0xe000 ? -0x800 : 0x2000;
+    }
+    return x - y;
+  }
+  return a.length - b.length;
 }
 
 /** Lease states: `pending` (persisted before the credential exists), `active`, `revoking` (retrying), `irrevocable`. */
@@ -50,11 +88,22 @@ export interface LeaseRow {
   max_expire_time: number;
   last_renewal: number | null;
   renewable: 0 | 1;
+  /**
+   * The creator token's accessor, display name and metadata (a JSON object). This is how the
+   * expiration manager's store view (`ExpirationManager.store`) shows them. In the physical
+   * table they are not kept in clear: `token_accessor` and `display_name` hold keyed HMACs (for
+   * equality filters), `metadata` holds the HMAC tags of its key=value pairs (` tag1 tag2 `),
+   * and `creator` the clear values sealed by the barrier.
+   */
   token_accessor: string;
   auth_mount: string;
   display_name: string;
-  /** JSON object of the creator's token metadata. */
   metadata: string;
+  /**
+   * Physical rows only: the barrier ciphertext of `{token_accessor, display_name, metadata}`.
+   * NULL on rows written before creator fields were sealed (converted at unseal).
+   */
+  creator?: Buffer | null;
   entity_id: string;
   state: LeaseState;
   revoke_attempts: number;
@@ -65,14 +114,21 @@ export interface LeaseRow {
 
 /** Filters for listing and bulk revocation; every given field must match. */
 export interface LeaseFilter {
+  /** Exactly this lease (a `path_prefix` that names one lease id). */
+  id?: string;
   mount?: string;
   role?: string;
   pathPrefix?: string;
   tokenAccessor?: string;
   authMount?: string;
   displayName?: string;
-  /** Exact match on each key of the creator's token metadata. */
+  /**
+   * Exact match on each key of the creator's token metadata. Only the manager's store view takes
+   * it: it turns the pairs into `metadataTags`, which is what the physical store matches.
+   */
   metadata?: Record<string, string>;
+  /** Physical store: every one of these HMAC tags must be among the row's metadata tags. */
+  metadataTags?: string[];
   issuedAfter?: number;
   issuedBefore?: number;
   state?: LeaseState;
@@ -98,4 +154,12 @@ export interface LeaseStore {
   countsByMountAndState(): Promise<{ mount: string; state: string; n: number }[]>;
   /** Ids of leases in a state (`pending` for start-up reconciliation). */
   inState(state: LeaseState, after: string, limit: number): Promise<string[]>;
+  /** Physical store: up to `limit` rows whose creator fields are still in clear (`creator` NULL). */
+  legacyCreators(limit: number): Promise<LeaseRow[]>;
+  /**
+   * Physical store: replaces the creator fields of these rows in one transaction, overwriting the
+   * freed bytes of the clear values (secure_delete). `finish` makes it the last batch: the old
+   * pages are then also dropped from the write-ahead log and the free list.
+   */
+  rewriteCreators(rows: { id: string; token_accessor: string; display_name: string; metadata: string; creator: Buffer }[], finish: boolean): Promise<void>;
 }

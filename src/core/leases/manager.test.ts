@@ -1,8 +1,13 @@
+import { randomBytes } from "node:crypto";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import pino from "pino";
 import { afterEach, describe, expect, it } from "vitest";
 import type { Backend } from "../../sdk/types.js";
 import { SqliteStorage } from "../../storage/sqlite.js";
 import type { LeaseStore } from "../../storage/types.js";
+import { open as openSealed, seal as sealWith } from "../barrier.js";
 import { ExpirationManager, type ExpirationManagerOptions } from "./manager.js";
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -44,6 +49,10 @@ function harness(mounts: Record<string, FakeMount>, opts: Partial<ExpirationMana
   const manager = new ExpirationManager({
     store,
     cipher: { encrypt: (_p, b) => b, decrypt: (_p, b) => b },
+    indexKeys: (() => {
+      const keys = new Map<string, Buffer>();
+      return { get: async (k: string) => keys.get(k), put: async (k: string, v: Buffer) => void keys.set(k, v) };
+    })(),
     logger: pino({ level: "silent" }),
     backendOf: (m) => backends.get(m),
     revokeToken: async () => undefined,
@@ -123,5 +132,77 @@ describe("ExpirationManager window", () => {
     expect(fast.live.size, "fast/ leases still alive 1.5 s after expiry").toBe(0);
     expect(Date.now() - fastExpiry).toBeLessThan(300);
     expect(slow.live.size).toBeGreaterThan(0);
+  });
+});
+
+describe("creator fields at rest", () => {
+  /** A legacy row as an older version wrote it: accessor, display name and metadata in clear. */
+  const legacy = (key: Buffer, id: string, accessor: string, metadata: Record<string, string>) => ({
+    id, kind: "secret" as const, mount: "a/", path: id.slice(0, id.lastIndexOf("/")), role: "r", secret_type: "creds",
+    internal: sealWith(key, 1, `lease/${id}`, Buffer.from(JSON.stringify({ username: id }))), issue_time: Date.now(), expire_time: Date.now() + 3_600_000, max_expire_time: Date.now() + 3_600_000,
+    last_renewal: null, renewable: 1 as const, token_accessor: accessor, auth_mount: "auth/userpass/", display_name: `userpass-${metadata.username ?? ""}`,
+    metadata: JSON.stringify(metadata), entity_id: "", state: "active" as const, revoke_attempts: 0, revoke_error: null, due_at: Date.now() + 3_600_000,
+  });
+
+  it("converts rows stored in clear at start, leaving no clear copy in the file, and selectors still find them", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "leasehold-creator-"));
+    const path = join(dir, "l.db");
+    const physical = new SqliteStorage({ path });
+    const key = randomBytes(32);
+    const keys = new Map<string, Buffer>();
+    const m: FakeMount = { live: new Set(), revokeMs: 0, revokeCalls: 0 };
+    const manager = new ExpirationManager({
+      store: physical.leases,
+      // AES-GCM as the barrier does it, so the file shows what a real store holds.
+      cipher: { encrypt: (p, b) => sealWith(key, 1, p, b), decrypt: (p, b) => openSealed(key, p, b) },
+      indexKeys: { get: async (k) => keys.get(k), put: async (k, v) => void keys.set(k, v) },
+      logger: pino({ level: "silent" }),
+      backendOf: () => fakeBackend(m),
+      revokeToken: async () => undefined,
+      ttlsOf: () => ({ defaultLeaseTtl: 3600, maxLeaseTtl: 86_400 }),
+    });
+    cleanup.push(async () => { await manager.stop(); await physical.close(); rmSync(dir, { recursive: true, force: true }); });
+    const accessor = `acc${randomBytes(8).toString("hex")}`;
+    const other = `acc${randomBytes(8).toString("hex")}`;
+    const user = `alice${randomBytes(6).toString("hex")}`;
+    await physical.leases.insert(legacy(key, "a/creds/r/one", accessor, { username: user, host: "h1" }));
+    await physical.leases.insert(legacy(key, "a/creds/r/two", accessor, { username: user, host: "h2" }));
+    await physical.leases.insert(legacy(key, "a/creds/r/three", other, { username: "bob", host: "h1" }));
+    for (const id of ["one", "two", "three"]) m.live.add(`a/creds/r/${id}`);
+    physical.db.pragma("wal_checkpoint(TRUNCATE)");
+    const bytes = () => [path, `${path}-wal`].filter(existsSync).map((p) => readFileSync(p));
+    // The attack this closes: the clear values were in the file.
+    expect(bytes().some((b) => b.includes(accessor) && b.includes(user))).toBe(true);
+
+    await manager.start();
+    for (const b of bytes()) {
+      expect(b.includes(accessor)).toBe(false);
+      expect(b.includes(user)).toBe(false);
+    }
+    expect(await physical.leases.legacyCreators(10)).toEqual([]);
+    // Shown in clear through the manager's view.
+    const row = await manager.store.get("a/creds/r/one");
+    expect(row?.token_accessor).toBe(accessor);
+    expect(row?.display_name).toBe(`userpass-${user}`);
+    expect(JSON.parse(row!.metadata)).toEqual({ username: user, host: "h1" });
+    // Selectors match on HMACs.
+    expect(await manager.store.select({ tokenAccessor: accessor }, "", 10)).toEqual(["a/creds/r/one", "a/creds/r/two"]);
+    expect(await manager.store.select({ metadata: { host: "h1" } }, "", 10)).toEqual(["a/creds/r/one", "a/creds/r/three"]);
+    expect(await manager.store.select({ metadata: { host: "h1", username: user } }, "", 10)).toEqual(["a/creds/r/one"]);
+    expect(await manager.store.count({ displayName: `userpass-${user}` })).toBe(2);
+    expect(await manager.store.count({ metadata: { host: "h" } })).toBe(0);
+    // A new lease is written sealed from the start.
+    const l = await manager.open("a/", "a/creds/r", { type: "creds", ttl: 60, renewable: true, internal: { username: "new" }, role: "r" }, {
+      tokenAccessor: accessor, authMount: "auth/userpass/", displayName: `userpass-${user}`, metadata: { username: user, host: "h3" }, entityId: "",
+    });
+    const raw = await physical.leases.get(l.id);
+    expect(raw?.token_accessor).not.toContain(accessor);
+    expect(raw?.metadata).not.toContain(user);
+    expect(raw?.creator).toBeInstanceOf(Buffer);
+    // Revoking the token's leases finds all three (two converted, one new).
+    await manager.revokeByToken(accessor);
+    expect(await manager.store.count({ mount: "a/" })).toBe(1);
+    expect(await manager.store.select({ mount: "a/" }, "", 10)).toEqual(["a/creds/r/three"]);
+    expect([...m.live]).toEqual(["a/creds/r/three"]);
   });
 });

@@ -4,6 +4,7 @@ import { randomBase62 } from "../ids.js";
 import { InternalError, NotFound, UserError, formatDuration, isLeaseholdError } from "../../sdk/index.js";
 import type { Backend, LeaseHelper, LeaseSpec, OpenedLease } from "../../sdk/types.js";
 import type { LeaseFilter, LeaseRow, LeaseStore } from "../../storage/types.js";
+import { CreatorSealingStore, type IndexKeyStorage } from "./creator-store.js";
 import { DeadlineHeap } from "./heap.js";
 
 /** Encrypts lease internals at rest (the barrier). The lease id is authenticated with the data. */
@@ -33,6 +34,11 @@ export interface RetryPolicy {
 export interface ExpirationManagerOptions {
   store: LeaseStore;
   cipher: LeaseCipher;
+  /**
+   * Barrier storage for the key that HMACs the creator's accessor, display name and metadata in
+   * the lease table (see CreatorSealingStore).
+   */
+  indexKeys: IndexKeyStorage;
   logger: Logger;
   /** The live backend of a mount, for its secret types. */
   backendOf(mount: string): Backend | undefined;
@@ -120,8 +126,11 @@ export function describeLease(row: LeaseRow, now = Date.now()): Record<string, u
  * from the `due_at` index), woken by one timer; a cron tick refills it as a safety net.
  */
 export class ExpirationManager {
-  /** The lease table (listing and counting go straight to it). */
+  /** The lease table with the creator fields in clear (listing and counting go straight to it). */
   readonly store: LeaseStore;
+  /** The same table as stored: for the paths that never look at the creator (no decryption). */
+  private readonly raw: LeaseStore;
+  private readonly sealed: CreatorSealingStore;
   private readonly retry: RetryPolicy;
   private readonly concurrency: number;
   private readonly windowSize: number;
@@ -148,7 +157,9 @@ export class ExpirationManager {
   private disabledWarning?: NodeJS.Timeout;
 
   constructor(private readonly opts: ExpirationManagerOptions) {
-    this.store = opts.store;
+    this.raw = opts.store;
+    this.sealed = new CreatorSealingStore(opts.store, opts.cipher, opts.indexKeys);
+    this.store = this.sealed;
     this.retry = { ...DEFAULT_RETRY, ...opts.retry };
     this.concurrency = opts.perMountConcurrency ?? 64;
     this.windowSize = opts.windowSize ?? 2_000;
@@ -160,6 +171,9 @@ export class ExpirationManager {
 
   /** Revokes leases left `pending` by a crash, then starts the clock (both wait while revocation is disabled). */
   async start(): Promise<void> {
+    // Rows of an older version still hold creator fields in clear: the key to hide them exists only now.
+    const converted = await this.sealed.convertLegacy();
+    if (converted) this.opts.logger.info({ count: converted }, "sealed the creator fields (accessor, display name, metadata) of leases stored in clear");
     this.running = true;
     this.startedAt = Date.now();
     if (this.expiryEnabled) await this.reconcileLeftovers();
@@ -190,6 +204,7 @@ export class ExpirationManager {
     this.irrevocableTask = undefined;
     this.heap.clear();
     await Promise.allSettled([...this.inFlight.values()]);
+    this.sealed.forget();
   }
 
   private async reconcileLeftovers(): Promise<void> {
@@ -205,7 +220,7 @@ export class ExpirationManager {
       const ids = await this.store.inState("pending", after, 500);
       if (!ids.length) return n;
       for (const id of ids) {
-        const row = await this.store.get(id);
+        const row = await this.raw.get(id);
         if (!row || row.state !== "pending" || row.issue_time >= this.startedAt) continue;
         await this.revoke(id);
         n++;
@@ -400,6 +415,18 @@ export class ExpirationManager {
     return row;
   }
 
+  /**
+   * Vault's prefix rule (`sys/leases/revoke-prefix`, `revoke-force`, the selectors' `path_prefix`):
+   * a prefix names whole path segments, so `tl/creds/app` means `tl/creds/app/` and never reaches
+   * `tl/creds/app2/...` (nor `auth/token/create` reach `auth/token/create-orphan/...`); a prefix
+   * that is exactly a lease id names that lease.
+   */
+  async resolvePrefix(prefix: string): Promise<{ exact?: string; prefix: string }> {
+    if (prefix === "" || prefix.endsWith("/")) return { prefix };
+    if (await this.raw.get(prefix)) return { exact: prefix, prefix };
+    return { prefix: prefix + "/" };
+  }
+
   // ---- renewal ----------------------------------------------------------------------------
 
   /**
@@ -468,7 +495,8 @@ export class ExpirationManager {
   }
 
   private async revokeOnce(id: string, force: boolean, onClaimed?: () => void, known?: LeaseRow): Promise<RevokeOutcome> {
-    const row = known ?? (await this.store.get(id));
+    // The raw row: revocation needs neither the creator nor the cost of opening it.
+    const row = known ?? (await this.raw.get(id));
     if (!row) {
       onClaimed?.();
       return { id, ok: true };
@@ -633,7 +661,7 @@ export class ExpirationManager {
   private async expire(id: string, now: number, claimed: () => void): Promise<void> {
     try {
       if (this.inFlight.has(id)) return;
-      const row = await this.store.get(id);
+      const row = await this.raw.get(id);
       if (!row || row.due_at === null || row.due_at > now || row.state === "irrevocable") return;
       // Bound the memory a stalled mount can take: past this many queued revocations, look again in a second.
       if (this.waitingOn(row.mount) >= MAX_QUEUED_PER_MOUNT) {

@@ -167,8 +167,24 @@ const revokeSchema = z.object({
 const listSchema = z.record(z.string(), z.unknown());
 
 export function leaseholdLeasePaths(core: Core): PathDefinition[] {
+  /**
+   * `path_prefix` follows `sys/leases/revoke-prefix`'s rule (whole path segments: `db/creds/ro`
+   * never reaches `db/creds/ro2/...`; exactly a lease id names that lease).
+   */
+  const segmentPrefix = async (f: LeaseFilter): Promise<LeaseFilter> => {
+    if (f.pathPrefix === undefined) return f;
+    const r = await core.leases.resolvePrefix(f.pathPrefix);
+    const out: LeaseFilter = { ...f };
+    if (r.exact === undefined) out.pathPrefix = r.prefix;
+    else {
+      delete out.pathPrefix;
+      out.id = r.exact;
+    }
+    return out;
+  };
+
   const revokeBySelector = async (body: z.infer<typeof revokeSchema>): Promise<HandlerResponse> => {
-    const filter = parseSelector(body.selector ?? {}, SELECTOR_FIELDS, "selector");
+    const filter = await segmentPrefix(parseSelector(body.selector ?? {}, SELECTOR_FIELDS, "selector"));
     if (isEmpty(filter)) throw new UserError("refusing to revoke every lease: give at least one selector field");
     const first = await core.leases.store.select(filter, "", ID_SAMPLE);
     if (body.dry_run) {
@@ -209,7 +225,7 @@ export function leaseholdLeasePaths(core: Core): PathDefinition[] {
     const filterFields = [...SELECTOR_FIELDS, ...LIST_ONLY_FIELDS];
     const unknown = Object.keys(selector).filter((k) => !(filterFields as readonly string[]).includes(k));
     if (unknown.length) throw new UserError(`unknown query parameter${unknown.length > 1 ? "s" : ""}: ${unknown.join(", ")} (valid: ${allowed.join(", ")})`);
-    const filter = parseSelector(selector, filterFields, "query");
+    const filter = await segmentPrefix(parseSelector(selector, filterFields, "query"));
 
     const p = z
       .object({

@@ -59,16 +59,8 @@ export function leasePaths(core: Core): PathDefinition[] {
     return {};
   };
 
-  /**
-   * Vault's prefix rule: a prefix names whole path segments, so `tl/creds/app` means
-   * `tl/creds/app/` and never reaches `tl/creds/app2/...` (nor `auth/token/create` reach
-   * `auth/token/create-orphan/...`); a prefix that is exactly a lease id names that lease.
-   */
-  const resolvePrefix = async (prefix: string): Promise<{ exact?: string; prefix: string }> => {
-    if (prefix.endsWith("/")) return { prefix };
-    if (await core.leases.get(prefix)) return { exact: prefix, prefix };
-    return { prefix: prefix + "/" };
-  };
+  /** Vault's whole-segment prefix rule, shared with the selectors' `path_prefix`. */
+  const resolvePrefix = (prefix: string) => core.leases.resolvePrefix(prefix);
 
   const revokePrefix = async (raw: string, sync: boolean): Promise<HandlerResponse> => {
     const { exact, prefix } = await resolvePrefix(raw);
@@ -103,7 +95,9 @@ export function leasePaths(core: Core): PathDefinition[] {
   const paths: PathDefinition[] = [
     { pattern: "leases/lookup", operations: { update: { schema: z.object({ lease_id: leaseIdField }), handler: (r) => lookup((r.data as { lease_id: string }).lease_id) } } },
     {
-      pattern: "leases/lookup/?(?<prefix>.*)",
+      // The slash is required: `leases/lookupdatabase/...` is not `leases/lookup/database/...` (and
+      // would miss the root path `leases/lookup/*`, listing lease ids without sudo).
+      pattern: "leases/lookup/(?<prefix>.*)",
       operations: {
         list: {
           handler: async (r) => {
