@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import type { Backend, PathDefinition } from "../sdk/types.js";
-import { matchRoute } from "./dispatch.js";
+import { z } from "zod";
+import { matchRoute, validateData } from "./dispatch.js";
 
 const handler = { handler: async () => ({}) };
 const def = (pattern: string): PathDefinition => ({ pattern, operations: { read: handler } });
@@ -43,5 +44,29 @@ describe("route matching", () => {
     expect(matchRoute(b, "tidy")).toBeUndefined();
     b.paths.push(def("tidy"));
     expect(matchRoute(b, "tidy")?.def.pattern).toBe("tidy");
+  });
+});
+
+describe("request data validation", () => {
+  const schema = z.object({
+    ttl: z.string().optional(),
+    config: z.object({ max: z.number().optional() }).optional(),
+    data: z.record(z.string(), z.unknown()).optional(),
+  });
+
+  it("reads a JSON null as not given, in known fields and in nested objects the schema describes", () => {
+    expect(validateData(schema, { ttl: null, config: { max: null } })).toEqual({ data: { config: {} }, warnings: [] });
+    // A null for a field the endpoint does not know is not given either: no warning about it.
+    expect(validateData(schema, { ttl: "1h", nope: null }).warnings).toEqual([]);
+  });
+
+  it("keeps nulls inside free-form values and in schemas that keep unknown keys", () => {
+    expect(validateData(schema, { data: { a: null } }).data).toEqual({ data: { a: null } });
+    expect(validateData(z.object({}).passthrough(), { a: null }).data).toEqual({ a: null });
+  });
+
+  it("still refuses a wrong type, and warns about unknown fields that are not path parameters", () => {
+    expect(() => validateData(schema, { ttl: 5 })).toThrow(/ttl/);
+    expect(validateData(schema, { prefix: "x", other: 1 }, ["prefix"]).warnings).toEqual(["Endpoint ignored these unrecognized parameters: [other]"]);
   });
 });

@@ -96,18 +96,77 @@ export function describeIssues(issues: readonly { path: readonly PropertyKey[]; 
   return issues.map((i) => (i.path.length ? `${i.path.map(String).join(".")}: ${i.message}` : i.message));
 }
 
-/** Validates `data` with the schema; unknown top-level fields become a warning, as Vault does. */
-export function validateData(schema: ZodType | undefined, data: Record<string, unknown>): { data: unknown; warnings: string[] } {
+/** The parts of zod's internal definition this module reads to see through wrappers. */
+interface ZodDefView {
+  type: string;
+  innerType?: ZodType;
+  in?: ZodType;
+  /** Set when the object keeps unknown keys (`passthrough`, `catchall`): they are data then. */
+  catchall?: ZodType;
+}
+
+function defOf(schema: ZodType): ZodDefView {
+  return (schema as unknown as { _zod: { def: ZodDefView } })._zod.def;
+}
+
+/** The object schema under `optional`, `nullable`, `default`, `catch` and pipes, if there is one. */
+function objectSchemaOf(schema: ZodType | undefined): ZodObject | undefined {
+  for (let s = schema, depth = 0; s && depth < 16; depth++) {
+    if (s instanceof ZodObject) return s;
+    const def = defOf(s);
+    s = def.innerType ?? def.in;
+  }
+  return undefined;
+}
+
+/**
+ * Vault's field decoding reads a JSON `null` as "not given" (the field's default or zero value):
+ * hvac sends `null` for every parameter its caller leaves out. Known fields whose value is null are
+ * dropped before validation, in nested objects the schema describes too; free-form values (a KV
+ * secret's `data`, metadata maps) keep their nulls, as Vault stores them.
+ */
+function withoutNullFields(schema: ZodObject, data: Record<string, unknown>): Record<string, unknown> {
+  const shape = schema.shape as Record<string, ZodType>;
+  const keepsUnknown = defOf(schema).catchall !== undefined;
+  let out: Record<string, unknown> | undefined;
+  for (const [key, value] of Object.entries(data)) {
+    const known = Object.hasOwn(shape, key);
+    if (value === null && (known || !keepsUnknown)) {
+      out ??= { ...data };
+      delete out[key];
+      continue;
+    }
+    const nested = known ? objectSchemaOf(shape[key]) : undefined;
+    if (nested && typeof value === "object" && !Array.isArray(value)) {
+      const cleaned = withoutNullFields(nested, value as Record<string, unknown>);
+      if (cleaned !== value) {
+        out ??= { ...data };
+        out[key] = cleaned;
+      }
+    }
+  }
+  return out ?? data;
+}
+
+/**
+ * Validates `data` with the schema; unknown top-level fields become a warning, as Vault does.
+ * `pathFields` are the parameters the route captured from the URL: clients (hvac) repeat them in the
+ * body, and Vault knows them as fields, so they are not "unrecognized". A `patch` is a JSON merge
+ * patch, where a null removes what it names: its nulls are kept.
+ */
+export function validateData(schema: ZodType | undefined, data: Record<string, unknown>, pathFields: readonly string[] = [], op?: Operation): { data: unknown; warnings: string[] } {
   if (!schema) return { data, warnings: [] };
-  const result = schema.safeParse(data);
+  const object = objectSchemaOf(schema);
+  const given = object && op !== "patch" ? withoutNullFields(object, data) : data;
+  const result = schema.safeParse(given);
   if (!result.success) {
     const msgs = describeIssues(result.error.issues);
     throw new UserError(msgs[0] ?? "invalid request", msgs.slice(1));
   }
   const warnings: string[] = [];
-  if (schema instanceof ZodObject) {
-    const known = new Set(Object.keys(schema.shape as object));
-    const unknown = Object.keys(data).filter((k) => !known.has(k));
+  if (object) {
+    const known = new Set([...Object.keys(object.shape as object), ...pathFields]);
+    const unknown = Object.keys(given).filter((k) => !known.has(k));
     if (unknown.length) warnings.push(`Endpoint ignored these unrecognized parameters: [${unknown.join(" ")}]`);
   }
   return { data: result.data, warnings };
@@ -116,7 +175,7 @@ export function validateData(schema: ZodType | undefined, data: Record<string, u
 /** Validates and runs the handler for `op` on a matched route. */
 export async function invokeHandler(match: RouteMatch, op: Operation, req: HandlerRequest, ctx?: RequestContext): Promise<HandlerResponse> {
   const h = handlerFor(match, op);
-  const { data, warnings } = validateData(h.schema, req.data);
+  const { data, warnings } = validateData(h.schema, req.data, Object.keys(match.params), op);
   const handlerReq = { ...req, op, params: match.params, data: data as Record<string, unknown> };
   if (ctx) bindRequestContext(handlerReq, ctx);
   const resp = (await h.handler(handlerReq)) ?? {};
