@@ -6,7 +6,7 @@ import { addressAllowed } from "../sdk/cidr.js";
 import type { AuthResult, Backend, ConnectionInfo, HandlerRequest, HandlerResponse, Operation, PluginFactory, SecretLease } from "../sdk/types.js";
 import type { PhysicalStorage } from "../storage/types.js";
 import { Barrier } from "./barrier.js";
-import { invokeHandler, requireRoute, resolveWriteOperation } from "./dispatch.js";
+import { invokeHandler, requireRoute, resolveWriteOperation, type RouteMatch } from "./dispatch.js";
 import { globMatch } from "./glob.js";
 import { LoginLimiter } from "./login-limiter.js";
 import { Metrics } from "./metrics.js";
@@ -61,6 +61,8 @@ export interface CoreOptions {
   disableRevocation?: boolean;
   /** Total leases above which a warning is logged (default 500000). */
   leaseCountWarningThreshold?: number;
+  /** `allow_audit_log_prefixing`: file audit devices may use the `prefix` option (default false, as in Vault). */
+  allowAuditLogPrefixing?: boolean;
 }
 
 /** Paths answered while sealed (everything else is 503). */
@@ -96,7 +98,7 @@ export class Core {
     this.seal = new SealManager(this.barrier, opts.staticSealKey);
     this.tokens = new TokenStore(this.barrier.view("sys/token/"));
     this.policies = new PolicyStore(this.barrier.view("sys/policy/"));
-    this.audit = new AuditBroker(this.barrier.view("sys/audit/"), { logger: opts.logger });
+    this.audit = new AuditBroker(this.barrier.view("sys/audit/"), { logger: opts.logger, allowPrefix: opts.allowAuditLogPrefixing });
     this.metrics = opts.metrics ?? new Metrics();
     this.clusterName = opts.clusterName ?? "leasehold-cluster";
     this.systemTtl = { defaultLeaseTtl: opts.defaultLeaseTtl, maxLeaseTtl: opts.maxLeaseTtl };
@@ -247,16 +249,24 @@ export class Core {
     return p;
   }
 
-  /** The request pipeline. Throws typed errors; the server maps them to HTTP. */
-  async handle(req: CoreRequest): Promise<CoreResponse> {
-    const requestId = req.id ?? randomUUID();
-    const path = Core.normalisePath(req.path);
+  /**
+   * The first stage of every request: the path checked, the seal, the mount (longest prefix), the
+   * engine's route, and whether the route is one of the engine's unauthenticated paths.
+   */
+  private route(rawPath: string): { path: string; mount: LiveMount; rel: string; match: RouteMatch; unauthenticated: boolean } {
+    const path = Core.normalisePath(rawPath);
     if (this.sealed && !SEALED_PATHS.has(path.replace(/\/$/, ""))) throw new SealedError();
     const mount = this.mounts.resolve(path);
     if (!mount) throw new NotFound(`no handler for route "${path}". route entry not found.`);
     const rel = path.length < mount.entry.path.length ? "" : path.slice(mount.entry.path.length);
     const match = requireRoute(mount.backend, rel, path);
-    const unauthenticated = matchesAny(mount.backend.unauthenticatedPaths, rel);
+    return { path, mount, rel, match, unauthenticated: matchesAny(mount.backend.unauthenticatedPaths, rel) };
+  }
+
+  /** The request pipeline. Throws typed errors; the server maps them to HTTP. */
+  async handle(req: CoreRequest): Promise<CoreResponse> {
+    const requestId = req.id ?? randomUUID();
+    const { path, mount, rel, match, unauthenticated } = this.route(req.path);
     // A login: a write to an unauthenticated path of an auth method. Rate-limited per client address.
     const isLogin = mount.kind === "auth" && unauthenticated && req.op === "write";
     if (isLogin) this.loginLimiter.take(req.connection.remoteAddress);
@@ -358,6 +368,29 @@ export class Core {
     for (const task of ctx.afterResponse ?? []) await task();
     const leaseInfo = lease ? { id: lease.id, ttl: lease.ttl, renewable: lease.renewable } : resp.leaseInfo;
     return renderResponse(requestId, resp, auth, mount.entry.type, leaseInfo);
+  }
+
+  /**
+   * The checks `handle` makes before it needs the request body, for the HTTP layer to run before it
+   * reads one: a request that needs a token and has none, an unknown one, or one bound to other
+   * addresses is refused (and audited, without its body, which was never read) at the cost of a
+   * token lookup, instead of after its body was read, parsed and walked. It shares `route` with
+   * `handle` and refuses nothing `handle` would accept; `handle` still makes every check itself.
+   * Returns what the body size limit depends on.
+   */
+  async admitBeforeBody(req: Omit<CoreRequest, "data">): Promise<{ authenticated: boolean; kind: "secrets" | "auth"; builtin: boolean }> {
+    const { path, mount, unauthenticated } = this.route(req.path);
+    const shape = { kind: mount.kind, builtin: !!mount.entry.builtin };
+    if (unauthenticated) return { authenticated: false, ...shape };
+    const entry = req.token ? await this.tokens.lookup(req.token) : undefined;
+    const refused = { requestId: req.id ?? randomUUID(), op: (req.op === "write" ? "update" : req.op) as Operation, path, mount: mount.info, data: {}, remoteAddress: req.connection.remoteAddress };
+    if (!entry) return await this.auditRefusal(refused, new PermissionDenied());
+    try {
+      checkBoundCidrs(entry, req.connection.remoteAddress);
+    } catch (err) {
+      return await this.auditRefusal({ ...refused, token: req.token, entry }, err as Error);
+    }
+    return { authenticated: true, ...shape };
   }
 
   /** Revokes leases a failed request opened (the engine's revoke is idempotent). */

@@ -16,6 +16,13 @@ export const zDuration = z.union([z.number(), z.string()]).transform((v, ctx) =>
   }
 });
 
+/** Go's `strconv.ParseBool`, the forms Vault accepts in query flags such as `?list=`; undefined for anything else. */
+export function parseGoBool(s: string): boolean | undefined {
+  if (["1", "t", "T", "TRUE", "true", "True"].includes(s)) return true;
+  if (["0", "f", "F", "FALSE", "false", "False"].includes(s)) return false;
+  return undefined;
+}
+
 /** Boolean accepting `true/false`, `"true"/"false"`, `1/0`, `"1"/"0"`. */
 export const zBool = z.union([z.boolean(), z.string(), z.number()]).transform((v, ctx) => {
   if (typeof v === "boolean") return v;

@@ -5,96 +5,44 @@ import { Hono, type Context } from "hono";
 import type { HttpBindings } from "@hono/node-server";
 import type { Logger } from "pino";
 import type { Core, CoreRequest, CoreResponse } from "../core/core.js";
-import { isLeaseholdError, PayloadTooLarge, UnsupportedOperation, UserError, type LeaseholdError } from "../sdk/errors.js";
-import { RAW_BODY_FIELD } from "../sdk/fields.js";
-
-/** Vault's limit on request bodies. */
-export const MAX_BODY_BYTES = 32 * 1024 * 1024;
-/** Deepest JSON nesting accepted: handlers, storage and audit walk bodies recursively. */
-export const MAX_BODY_DEPTH = 500;
-
-/** True when `value` nests objects/arrays deeper than `limit` (checked without recursion). */
-function nestedDeeperThan(value: unknown, limit: number): boolean {
-  const stack: [unknown, number][] = [[value, 1]];
-  while (stack.length) {
-    const [v, depth] = stack.pop()!;
-    if (v === null || typeof v !== "object") continue;
-    if (depth > limit) return true;
-    for (const child of Object.values(v)) if (child !== null && typeof child === "object") stack.push([child, depth + 1]);
-  }
-  return false;
-}
+import { isLeaseholdError, LeaseholdError, UnsupportedOperation, UserError } from "../sdk/errors.js";
+import { parseGoBool } from "../sdk/fields.js";
+import { ClientAborted, CONTROL_MAX_REQUEST_SIZE, decodeBody, DEFAULT_MAX_REQUEST_SIZE, readRawBody } from "./body.js";
 
 type Env = { Bindings: HttpBindings };
+
+/** Per-listener request limits (the `listener "tcp"` block); see body.ts for the body limits. */
+export interface AppLimits {
+  /** `max_request_size`: the body limit of data writes to secrets engines (others get at most 1 MiB). */
+  maxRequestSize: number;
+  /** `max_request_duration`: how long the core may take to answer a request (0 = no limit). */
+  maxRequestDurationMs: number;
+}
+
+/** Vault's defaults: 32 MiB, 90 s. */
+export const DEFAULT_APP_LIMITS: AppLimits = { maxRequestSize: DEFAULT_MAX_REQUEST_SIZE, maxRequestDurationMs: 90_000 };
+
+/** A request that ran past `max_request_duration`: answered 503 (what it was doing may still finish). */
+export class RequestTimedOut extends LeaseholdError {
+  readonly status = 503;
+  readonly code = "request_timeout";
+  constructor(ms: number) {
+    super(`request took longer than max_request_duration (${ms / 1000}s): context deadline exceeded`);
+  }
+}
+
+/** Status recorded in metrics for a client that hung up mid-body (nginx's "client closed request"). */
+const CLIENT_CLOSED_STATUS = 499;
+
+/** True when the request announces a body (a length above zero, or chunked). */
+function hasBody(incoming: IncomingMessage): boolean {
+  const length = incoming.headers["content-length"];
+  return (length !== undefined && length !== "0") || incoming.headers["transfer-encoding"] !== undefined;
+}
 
 /** The error envelope: `{"errors": [...]}` (an empty NotFound gives `[]`, as Vault does). */
 export function errorBody(err: LeaseholdError): { errors: string[] } {
   return { errors: [err.message, ...err.details].filter((m) => m !== "") };
-}
-
-/** `application/*` media types that carry neither JSON nor a form: passed to handlers as raw bytes. */
-function isBinaryMediaType(mime: string): boolean {
-  return mime.startsWith("application/") && mime !== "application/json" && !mime.endsWith("+json") && mime !== "application/x-www-form-urlencoded";
-}
-
-/**
- * Reads the body straight from Node's request stream with a hard size limit (building a WHATWG
- * `Request` body stream for every POST cost about a quarter of a small request's time). JSON or
- * form-encoded bodies must be objects; other `application/*` bodies (OCSP requests) arrive as
- * `{ [RAW_BODY_FIELD]: { content_type, base64 } }`.
- */
-async function readBody(c: Context<Env>): Promise<Record<string, unknown>> {
-  const declared = Number(c.req.header("content-length") ?? "0");
-  if (declared > MAX_BODY_BYTES) throw new PayloadTooLarge(`request body too large: limit is ${MAX_BODY_BYTES} bytes`);
-  const incoming = c.env.incoming;
-  if (incoming.readableEnded) return {};
-  const body = await new Promise<Buffer>((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    const finish = (err?: Error) => {
-      incoming.off("data", onData);
-      incoming.off("end", onEnd);
-      incoming.off("error", onError);
-      incoming.off("close", onClose);
-      if (err) reject(err);
-      else resolve(Buffer.concat(chunks, size));
-    };
-    const onData = (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > MAX_BODY_BYTES) {
-        // The rest of the body is never read, so the connection cannot carry another request.
-        incoming.pause();
-        c.header("Connection", "close");
-        finish(new PayloadTooLarge(`request body too large: limit is ${MAX_BODY_BYTES} bytes`));
-      } else chunks.push(chunk);
-    };
-    const onEnd = () => finish();
-    const onError = (err: Error) => finish(err);
-    const onClose = () => finish(new UserError("client closed the connection before the request body was complete"));
-    incoming.on("data", onData);
-    incoming.once("end", onEnd);
-    incoming.once("error", onError);
-    incoming.once("close", onClose);
-  });
-  const type = (c.req.header("content-type") ?? "").toLowerCase();
-  const mime = type.split(";")[0].trim();
-  if (isBinaryMediaType(mime)) return body.length ? { [RAW_BODY_FIELD]: { content_type: mime, base64: body.toString("base64") } } : {};
-  const text = body.toString("utf8");
-  if (text.trim() === "") return {};
-  // As Vault: a form only when declared as one and not looking like JSON, because `curl --data
-  // @payload.json` (Vault's own documentation) sends JSON with the form content type.
-  if (mime === "application/x-www-form-urlencoded" && !/^\s*[[{]/.test(text)) {
-    return Object.fromEntries(new URLSearchParams(text));
-  }
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch (e) {
-    throw new UserError(`failed to parse JSON input: ${(e as Error).message}`);
-  }
-  if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) throw new UserError("failed to parse JSON input: the body must be a JSON object");
-  if (nestedDeeperThan(parsed, MAX_BODY_DEPTH)) throw new UserError(`failed to parse JSON input: nesting deeper than ${MAX_BODY_DEPTH} levels`);
-  return parsed as Record<string, unknown>;
 }
 
 function tokenOf(c: Context<Env>): string | undefined {
@@ -167,10 +115,20 @@ function refuseWrapping(wrapTtl: string | undefined): void {
  * The HTTP front: one catch-all `/v1/*` route (mounts change at runtime, so Hono's own router
  * cannot know them) that parses the request, asks the core, and renders Vault's envelopes.
  */
-export function buildApp(core: Core, logger: Logger): Hono<Env> {
+export function buildApp(core: Core, logger: Logger, limits: Partial<AppLimits> = {}): Hono<Env> {
   const app = new Hono<Env>();
+  const { maxRequestSize, maxRequestDurationMs } = { ...DEFAULT_APP_LIMITS, ...limits };
 
   app.onError((err, c) => {
+    if (err instanceof ClientAborted) {
+      // Nobody is left to answer and nothing failed here: not an internal error.
+      logger.debug({ path: c.req.path }, "client closed the connection before its request body was complete");
+      return c.body(null, CLIENT_CLOSED_STATUS as 400);
+    }
+    if (err instanceof RequestTimedOut) {
+      logger.warn({ path: c.req.path, max_request_duration_ms: maxRequestDurationMs }, "request exceeded max_request_duration");
+      return c.json(errorBody(err), err.status);
+    }
     if (isLeaseholdError(err)) {
       // 503 while sealed is the normal state of a sealed server, not an incident.
       if (err.status >= 500 && err.status !== 503) logger.error({ err, path: c.req.path }, "request failed");
@@ -181,46 +139,82 @@ export function buildApp(core: Core, logger: Logger): Hono<Env> {
   });
   app.notFound((c) => c.json({ errors: [] }, 404));
 
+  /**
+   * `max_request_duration` bounds the core's work (the body read is bounded by the listener's read
+   * timeout, as in Vault). The request is answered at the deadline; its work cannot be cancelled
+   * and may still finish.
+   */
+  const withDeadline = async (work: Promise<CoreResponse>): Promise<CoreResponse> => {
+    if (maxRequestDurationMs <= 0) return work;
+    let timer: NodeJS.Timeout | undefined;
+    work.catch(() => undefined);
+    const deadline = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new RequestTimedOut(maxRequestDurationMs)), maxRequestDurationMs)));
+    try {
+      return await Promise.race([work, deadline]);
+    } finally {
+      clearTimeout(timer);
+    }
+  };
+
+  /** Parses the request and asks the core. */
+  const serve = async (c: Context<Env>, method: string): Promise<CoreResponse> => {
+    const incoming = c.env.incoming;
+    // The path as sent: URL parsing would resolve `.`/`..` (also `%2e%2e`) before we could refuse them.
+    // An origin-form target (`/v1/...`, what clients send) needs no URL parse at all.
+    const target = incoming.url ?? "";
+    const url = target.startsWith("/") ? undefined : new URL(c.req.url);
+    const sentPath = url ? url.pathname : target.replace(/[?#].*$/s, "");
+    const query = url ? url.searchParams : new URLSearchParams(/\?([^#]*)/s.exec(target)?.[1] ?? "");
+    let rawPath: string;
+    try {
+      rawPath = decodeURIComponent(sentPath.slice("/v1/".length));
+    } catch {
+      throw new UserError("invalid URL encoding in request path");
+    }
+    if (rawPath.startsWith("/")) throw new UserError(`invalid request path ${JSON.stringify(rawPath)}: empty, '.' and '..' segments are not allowed`);
+    refuseWrapping(c.req.header("x-vault-wrap-ttl"));
+    // Vault reads `list` with Go's strconv.ParseBool (hvac sends `list=True`) and refuses other values.
+    const listParam = query.get("list") ?? "";
+    const isList = listParam === "" ? false : parseGoBool(listParam);
+    if (isList === undefined) throw new UserError(`invalid value for list: ${JSON.stringify(listParam)} (use true or false)`);
+    const op = operationOf(method, isList);
+    const id = randomUUID();
+    const token = tokenOf(c);
+    const connection = connectionOf(incoming);
+    let data: Record<string, unknown> = {};
+    if (op === "read" || op === "list") {
+      for (const [k, v] of query) if (k !== "list") data[k] = v;
+    } else if (hasBody(incoming)) {
+      // Token first, body second: a request that would be refused for its token is refused before a
+      // byte of its body is read (the body is then drained or the connection closed).
+      let admitted: Awaited<ReturnType<Core["admitBeforeBody"]>>;
+      try {
+        admitted = await core.admitBeforeBody({ id, op, path: rawPath, token, connection });
+      } catch (err) {
+        // A small unread body is drained by Node and the connection kept; a large or chunked one is not worth reading.
+        const length = Number(incoming.headers["content-length"] ?? Number.POSITIVE_INFINITY);
+        if (!(length <= 64 * 1024)) c.header("Connection", "close");
+        throw err;
+      }
+      const dataWrite = admitted.authenticated && admitted.kind === "secrets" && !admitted.builtin;
+      const limit = dataWrite ? maxRequestSize : Math.min(CONTROL_MAX_REQUEST_SIZE, maxRequestSize);
+      // Past the limit the rest of the body is never read, so the connection cannot carry another request.
+      const raw = await readRawBody(incoming, limit, () => c.header("Connection", "close"));
+      data = decodeBody(raw, c.req.header("content-type") ?? "");
+    }
+    return withDeadline(core.handle({ id, op, path: rawPath, data, token, connection }));
+  };
+
   app.all("/v1/*", async (c) => {
     const started = process.hrtime.bigint();
     const method = c.req.method.toUpperCase();
     let status = 500;
     try {
-      // The path as sent: URL parsing would resolve `.`/`..` (also `%2e%2e`) before we could refuse them.
-      // An origin-form target (`/v1/...`, what clients send) needs no URL parse at all.
-      const target = c.env.incoming.url ?? "";
-      const url = target.startsWith("/") ? undefined : new URL(c.req.url);
-      const sentPath = url ? url.pathname : target.replace(/[?#].*$/s, "");
-      const query = url ? url.searchParams : new URLSearchParams(/\?([^#]*)/s.exec(target)?.[1] ?? "");
-      let rawPath: string;
-      try {
-        rawPath = decodeURIComponent(sentPath.slice("/v1/".length));
-      } catch {
-        throw new UserError("invalid URL encoding in request path");
-      }
-      if (rawPath.startsWith("/")) throw new UserError(`invalid request path ${JSON.stringify(rawPath)}: empty, '.' and '..' segments are not allowed`);
-      refuseWrapping(c.req.header("x-vault-wrap-ttl"));
-      const listParam = query.get("list");
-      const isList = listParam === "true" || listParam === "1";
-      const op = operationOf(method, isList);
-      let data: Record<string, unknown> = {};
-      if (op === "read" || op === "list") {
-        for (const [k, v] of query) if (k !== "list") data[k] = v;
-      } else {
-        data = await readBody(c);
-      }
-      const resp = await core.handle({
-        id: randomUUID(),
-        op,
-        path: rawPath,
-        data,
-        token: tokenOf(c),
-        connection: connectionOf(c.env.incoming),
-      });
+      const resp = await serve(c, method);
       status = resp.status;
       return send(c, resp);
     } catch (err) {
-      status = isLeaseholdError(err) ? err.status : 500;
+      status = err instanceof ClientAborted ? CLIENT_CLOSED_STATUS : isLeaseholdError(err) ? err.status : 500;
       throw err;
     } finally {
       core.metrics.requests.inc({ method, status: String(status) });

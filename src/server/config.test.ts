@@ -426,3 +426,40 @@ describe("loadDevServerConfig (-dev -config=FILE)", () => {
     expect(() => loadDevServerConfig(`default_lease_ttl = "2h"\nmax_lease_ttl = "1h"\n`, "dev.hcl")).toThrow(/max_lease_ttl \(3600s\) must be at least default_lease_ttl/);
   });
 });
+
+describe("listener limits and timeouts (Vault's listener keys)", () => {
+  const listener = (lines: string) => `${STORAGE}\nlistener "tcp" {\n  tls_disable = true\n${lines}\n}`;
+
+  it("reads the timeouts as durations (in ms) and max_request_size in bytes", () => {
+    const l = loadServerConfig(
+      listener(
+        `  http_read_header_timeout = "500ms"\n  http_read_timeout = "1m"\n  http_write_timeout = 0\n  http_idle_timeout = "2m30s"\n  max_request_duration = 120\n  max_request_size = 1048576`,
+      ),
+      "l.hcl",
+    ).listeners[0];
+    expect(l).toEqual({
+      address: "127.0.0.1:8200",
+      tlsDisable: true,
+      readHeaderTimeoutMs: 500,
+      readTimeoutMs: 60_000,
+      writeTimeoutMs: 0,
+      idleTimeoutMs: 150_000,
+      maxRequestDurationMs: 120_000,
+      maxRequestSize: 1048576,
+    });
+  });
+
+  it("reads them from JSON too, and leaves them unset when absent (the defaults apply at listen time)", () => {
+    const json = JSON.stringify({ storage: { sqlite: { path: "/d" } }, listener: [{ tcp: { tls_disable: true, http_read_timeout: "45s", max_request_size: "2048" } }] });
+    expect(loadServerConfig(json, "l.json").listeners[0]).toEqual({ address: "127.0.0.1:8200", tlsDisable: true, readTimeoutMs: 45_000, maxRequestSize: 2048 });
+    expect(loadServerConfig(listener(""), "l.hcl").listeners[0]).toEqual({ address: "127.0.0.1:8200", tlsDisable: true });
+  });
+
+  it("refuses bad values, naming the key and line", () => {
+    expect(configError(listener(`  http_read_timeout = "soon"`))).toMatch(/^leasehold\.hcl:4: .*http_read_timeout.*invalid duration "soon"/);
+    expect(configError(listener(`  http_idle_timeout = true`))).toMatch(/^leasehold\.hcl:4: .*http_idle_timeout: expected a duration/);
+    expect(configError(listener(`  max_request_size = -1`))).toMatch(/^leasehold\.hcl:4: listener "tcp": max_request_size must not be negative/);
+    expect(configError(listener(`  max_request_size = "32MiB"`))).toMatch(/^leasehold\.hcl:4: listener "tcp": max_request_size must be a whole number of bytes/);
+    expect(configError(listener(`  max_request_duraton = "1s"`))).toMatch(/did you mean "max_request_duration"/);
+  });
+});

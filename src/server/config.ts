@@ -22,6 +22,8 @@
  *   lease_revoke_max_attempts = 8          # attempts before a lease is marked irrevocable
  *   login_rate_limit = 20                  # logins per second per client address (0 = unlimited)
  *   login_rate_limit_burst = 40            # logins one address may make at once
+ *   allow_audit_log_prefixing = true       # Vault's switch: lets file audit devices use the `prefix`
+ *                                          # option (off by default since CVE-2025-6000)
  */
 import { UserError } from "../sdk/errors.js";
 import { parseDuration } from "../sdk/durations.js";
@@ -35,6 +37,19 @@ export interface ListenerConfig {
   tlsCertFile?: string;
   tlsKeyFile?: string;
   tlsClientCaFile?: string;
+  /**
+   * Vault's listener limits, each set only when its key is present (defaults in listen.ts and
+   * app.ts): `http_read_header_timeout` (10s), `http_read_timeout` (30s), `http_write_timeout`
+   * (0 = none), `http_idle_timeout` (5m), all in ms with 0 meaning none; `max_request_duration`
+   * (90s; 0 = the default), `max_request_size` in bytes (32 MiB; 0 = the default; only data
+   * writes to secrets engines may use more than 1 MiB).
+   */
+  readHeaderTimeoutMs?: number;
+  readTimeoutMs?: number;
+  writeTimeoutMs?: number;
+  idleTimeoutMs?: number;
+  maxRequestDurationMs?: number;
+  maxRequestSize?: number;
 }
 
 export type LogLevel = ConfigLogLevel;
@@ -59,6 +74,8 @@ export interface ServerConfig {
   leaseRetry?: { baseMs?: number; capMs?: number; maxAttempts?: number };
   /** `login_rate_limit` / `login_rate_limit_burst` (set only when `login_rate_limit` is present). */
   loginRateLimit?: { rate: number; burst: number };
+  /** `allow_audit_log_prefixing` (set only when the key is present; off by default). */
+  allowAuditLogPrefixing?: boolean;
 }
 
 /** Vault's system default for both lease TTLs: 768h (32 days). */
@@ -66,9 +83,17 @@ export const DEFAULT_LEASE_TTL_SECONDS = 768 * 3600;
 export const DEFAULT_LISTENER_ADDRESS = "127.0.0.1:8200";
 export const DEFAULT_CLUSTER_NAME = "leasehold";
 
-const TOP_LEVEL_KEYS = ["storage", "listener", "seal", "api_addr", "cluster_name", "default_lease_ttl", "max_lease_ttl", "log_level", "disable_mlock", "ui", "disable_revocation", "lease_count_warning_threshold", "lease_revoke_retry_base", "lease_revoke_retry_cap", "lease_revoke_max_attempts", "login_rate_limit", "login_rate_limit_burst"];
+const TOP_LEVEL_KEYS = ["storage", "listener", "seal", "api_addr", "cluster_name", "default_lease_ttl", "max_lease_ttl", "log_level", "disable_mlock", "ui", "disable_revocation", "lease_count_warning_threshold", "lease_revoke_retry_base", "lease_revoke_retry_cap", "lease_revoke_max_attempts", "login_rate_limit", "login_rate_limit_burst", "allow_audit_log_prefixing"];
 const STORAGE_KEYS = ["path", "synchronous"];
-const LISTENER_KEYS = ["address", "tls_disable", "tls_cert_file", "tls_key_file", "tls_client_ca_file"];
+const LISTENER_KEYS = ["address", "tls_disable", "tls_cert_file", "tls_key_file", "tls_client_ca_file", "http_read_header_timeout", "http_read_timeout", "http_write_timeout", "http_idle_timeout", "max_request_duration", "max_request_size"];
+/** Listener durations (`listener "tcp"`): key → field, in ms. */
+const LISTENER_DURATIONS = [
+  ["http_read_header_timeout", "readHeaderTimeoutMs"],
+  ["http_read_timeout", "readTimeoutMs"],
+  ["http_write_timeout", "writeTimeoutMs"],
+  ["http_idle_timeout", "idleTimeoutMs"],
+  ["max_request_duration", "maxRequestDurationMs"],
+] as const;
 const SEAL_KEYS = ["key_file"];
 
 /**
@@ -169,6 +194,7 @@ class ConfigReader extends HclConfigReader {
     const config: Omit<ServerConfig, "storage" | "seal" | "listeners"> = { clusterName, defaultLeaseTtl, maxLeaseTtl, logLevel };
     if (apiAddr !== undefined) config.apiAddr = apiAddr;
     if (root.disable_revocation !== undefined) config.disableRevocation = this.bool(root, "disable_revocation", "");
+    if (root.allow_audit_log_prefixing !== undefined) config.allowAuditLogPrefixing = this.bool(root, "allow_audit_log_prefixing", "");
     if (root.lease_count_warning_threshold !== undefined) config.leaseCountWarningThreshold = this.positiveInt(root, "lease_count_warning_threshold");
     const retry: NonNullable<ServerConfig["leaseRetry"]> = {};
     if (root.lease_revoke_retry_base !== undefined) retry.baseMs = this.duration(root, "lease_revoke_retry_base") * 1000;
@@ -234,6 +260,8 @@ class ConfigReader extends HclConfigReader {
     if (body.tls_cert_file !== undefined) listener.tlsCertFile = this.string(body, "tls_cert_file", where);
     if (body.tls_key_file !== undefined) listener.tlsKeyFile = this.string(body, "tls_key_file", where);
     if (body.tls_client_ca_file !== undefined) listener.tlsClientCaFile = this.string(body, "tls_client_ca_file", where);
+    for (const [key, field] of LISTENER_DURATIONS) if (body[key] !== undefined) listener[field] = this.durationMs(body, key, where);
+    if (body.max_request_size !== undefined) listener.maxRequestSize = this.byteSize(body, "max_request_size", where);
     if (!tlsDisable) {
       const missing = [listener.tlsCertFile ? "" : "tls_cert_file", listener.tlsKeyFile ? "" : "tls_key_file"].filter(Boolean);
       if (missing.length) {
@@ -265,6 +293,26 @@ class ConfigReader extends HclConfigReader {
     }
     if (seconds <= 0) this.fail(body, key, `${key} must be greater than zero`);
     return seconds;
+  }
+
+  /** A duration that may be 0 and below a second ("500ms"), in whole milliseconds. */
+  private durationMs(body: HclObject, key: string, where: string): number {
+    const v: HclValue = body[key];
+    try {
+      if (typeof v !== "string" && typeof v !== "number") throw new UserError(`${where}: ${key}: expected a duration such as "30s" or a number of seconds, got ${describeValue(v)}`);
+      return Math.round(parseDuration(v, `${where}: ${key}`, { fractional: true }) * 1000);
+    } catch (err) {
+      return this.fail(body, key, (err as Error).message);
+    }
+  }
+
+  /** A size in bytes; 0 means the default. Vault reads a negative size as "no limit", which leasehold refuses. */
+  private byteSize(body: HclObject, key: string, where: string): number {
+    const v = body[key];
+    const n = typeof v === "number" ? v : typeof v === "string" && /^\s*-?\d+\s*$/.test(v) ? Number(v) : NaN;
+    if (!Number.isSafeInteger(n)) this.fail(body, key, `${where}: ${key} must be a whole number of bytes, got ${describeValue(v)}`);
+    if (n < 0) this.fail(body, key, `${where}: ${key} must not be negative: leasehold always limits request bodies (0 = the default, 32 MiB)`);
+    return n;
   }
 
   private positiveInt(body: HclObject, key: string): number {

@@ -11,10 +11,10 @@ import type { PluginFactory } from "../sdk/types.js";
 import { loadStaticKey } from "../core/seal.js";
 import { isLeaseholdError } from "../sdk/errors.js";
 import { SqliteStorage } from "../storage/sqlite.js";
-import { buildApp } from "./app.js";
+import { buildApp, type AppLimits } from "./app.js";
 import { DEFAULT_LEASE_TTL_SECONDS, loadDevServerConfig, loadServerConfig, type ListenerConfig, type ServerConfig } from "./config.js";
 import { generateDevTls, type DevTlsFiles } from "./dev-tls.js";
-import { listen, type RunningListener } from "./listen.js";
+import { listen, type HttpTimeouts, type RunningListener } from "./listen.js";
 import { createLogger } from "./logger.js";
 import { writeTokenFile } from "../client/token-file.js";
 
@@ -68,16 +68,26 @@ export async function startConfiguredServer(config: ServerConfig, logger = creat
     leaseCountWarningThreshold: config.leaseCountWarningThreshold,
     leaseRetry: config.leaseRetry,
     loginRateLimit: config.loginRateLimit,
+    allowAuditLogPrefixing: config.allowAuditLogPrefixing,
   });
   await core.start();
-  const app = buildApp(core, logger);
-  return running(core, await listenOrShutDown(core, app, config.listeners), logger);
+  return running(core, await listenOrShutDown(core, logger, config.listeners), logger);
+}
+
+/** A listener's limits and timeouts, without the keys it does not set (0 = the default for the two limits, as in Vault). */
+function listenerLimits(l: Partial<ListenerConfig>): { app: Partial<AppLimits>; timeouts: Partial<HttpTimeouts> } {
+  const app: Partial<AppLimits> = {};
+  if (l.maxRequestSize) app.maxRequestSize = l.maxRequestSize;
+  if (l.maxRequestDurationMs) app.maxRequestDurationMs = l.maxRequestDurationMs;
+  const timeouts: Partial<HttpTimeouts> = {};
+  for (const k of ["readHeaderTimeoutMs", "readTimeoutMs", "writeTimeoutMs", "idleTimeoutMs"] as const) if (l[k] !== undefined) timeouts[k] = l[k];
+  return { app, timeouts };
 }
 
 /** `listenOn`, shutting the core down when a listener cannot open (so the process can exit). */
-async function listenOrShutDown(core: Core, app: ReturnType<typeof buildApp>, configs: ListenerConfig[]): Promise<RunningListener[]> {
+async function listenOrShutDown(core: Core, logger: Logger, configs: ListenerConfig[]): Promise<RunningListener[]> {
   try {
-    return await listenOn(app, configs);
+    return await listenOn(core, logger, configs);
   } catch (err) {
     await core.shutdown();
     throw err;
@@ -85,14 +95,16 @@ async function listenOrShutDown(core: Core, app: ReturnType<typeof buildApp>, co
 }
 
 /** Opens the `listener` blocks of a config file, in order; on a failure closes those already open. */
-async function listenOn(app: ReturnType<typeof buildApp>, configs: ListenerConfig[]): Promise<RunningListener[]> {
+async function listenOn(core: Core, logger: Logger, configs: ListenerConfig[]): Promise<RunningListener[]> {
   const listeners: RunningListener[] = [];
   try {
     for (const l of configs) {
       const tls = l.tlsDisable
         ? undefined
         : { cert: readFile(l.tlsCertFile!, "tls_cert_file"), key: readFile(l.tlsKeyFile!, "tls_key_file"), ca: l.tlsClientCaFile ? readFile(l.tlsClientCaFile, "tls_client_ca_file") : undefined };
-      listeners.push(await listen(app, { address: l.address, tls }));
+      // One app per listener: its body limit and request duration are the listener's.
+      const limits = listenerLimits(l);
+      listeners.push(await listen(buildApp(core, logger, limits.app), { address: l.address, tls, timeouts: limits.timeouts }));
     }
   } catch (err) {
     await Promise.all(listeners.map((l) => l.close()));
@@ -138,6 +150,10 @@ export interface DevServerOptions {
   clusterName?: string;
   /** Listeners from `-config` served besides the dev listener (as Vault appends them). */
   listeners?: ListenerConfig[];
+  /** `allow_audit_log_prefixing`: file audit devices may use `prefix`. */
+  allowAuditLogPrefixing?: boolean;
+  /** Limits and timeouts of the dev listener (Vault's defaults when absent; tests shorten them). */
+  http?: Partial<Omit<ListenerConfig, "address" | "tlsDisable" | "tlsCertFile" | "tlsKeyFile" | "tlsClientCaFile">>;
 }
 
 /** The dev server: in-memory store, initialised, unsealed, KV v2 at `secret/`. */
@@ -151,6 +167,7 @@ export async function startDevServer(opts: DevServerOptions = {}): Promise<Runni
     disableRevocation: opts.noRevoke,
     leaseCountWarningThreshold: opts.leaseCountWarningThreshold,
     loginRateLimit: opts.loginRateLimit,
+    allowAuditLogPrefixing: opts.allowAuditLogPrefixing,
     logger,
     defaultLeaseTtl: opts.defaultLeaseTtl ?? DEFAULT_LEASE_TTL_SECONDS,
     maxLeaseTtl: opts.maxLeaseTtl ?? DEFAULT_LEASE_TTL_SECONDS,
@@ -161,12 +178,13 @@ export async function startDevServer(opts: DevServerOptions = {}): Promise<Runni
   await core.mounts.enable("secrets", "secret/", { type: "kv", description: "key/value secret storage", options: { version: "2" } });
   let devTls: DevTlsFiles | undefined;
   if (opts.tls) devTls = await generateDevTls(opts.tlsCertDir ?? mkdtempSync(join(tmpdir(), "leasehold-dev-tls-")));
-  const app = buildApp(core, logger);
-  const listener = await listen(app, {
+  const limits = listenerLimits(opts.http ?? {});
+  const listener = await listen(buildApp(core, logger, limits.app), {
     address: opts.address ?? "127.0.0.1:8200",
     tls: devTls ? { cert: devTls.cert, key: devTls.key, ca: devTls.ca } : undefined,
+    timeouts: limits.timeouts,
   });
-  const more = await listenOrShutDown(core, app, opts.listeners ?? []).catch(async (err: unknown) => {
+  const more = await listenOrShutDown(core, logger, opts.listeners ?? []).catch(async (err: unknown) => {
     await listener.close();
     throw err;
   });
@@ -193,6 +211,7 @@ export async function runServer(opts: ServerRunOptions): Promise<void> {
         leaseCountWarningThreshold: config?.leaseCountWarningThreshold,
         loginRateLimit: config?.loginRateLimit,
         listeners: config?.listeners,
+        allowAuditLogPrefixing: config?.allowAuditLogPrefixing,
       });
       // As `vault server -dev` does: the CLI on this machine is logged in as root right away.
       try {

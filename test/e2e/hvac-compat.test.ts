@@ -75,4 +75,18 @@ describe("Vault clients' request shapes", () => {
     expect(unknown.status).toBe(200);
     expect(unknown.body.warnings.join(" ")).toContain("unrecognized parameters: [bogus]");
   });
+
+  it("?list= takes Go's ParseBool forms (hvac sends list=True); other values are a 400", async () => {
+    expect((await root("POST", "hvac-kv/app", { k: "v" })).status).toBe(204);
+    for (const v of ["1", "t", "T", "TRUE", "true", "True"]) {
+      const r = await call(base, "GET", `hvac-kv/?list=${v}`, { token: "root" });
+      expect(r.status, v).toBe(200);
+      expect(r.body.data.keys, v).toEqual(["app"]);
+    }
+    for (const v of ["0", "f", "F", "FALSE", "false", "False"]) {
+      // A false form reads the key instead of listing.
+      expect((await call(base, "GET", `hvac-kv/app?list=${v}`, { token: "root" })).body.data, v).toEqual({ k: "v" });
+    }
+    for (const v of ["yes", "2", "tRUE"]) expect((await call(base, "GET", `hvac-kv/?list=${v}`, { token: "root" })).status, v).toBe(400);
+  });
 });
