@@ -309,7 +309,7 @@ export class Core {
       const acl = isRoot ? undefined : await this.policies.aclFor(entry.policies);
       const needsSudo = matchesAny(mount.backend.rootPaths, rel);
       ctx.sudo = isRoot || !!acl?.capabilities(path).includes("sudo");
-      if (!isRoot && !acl!.allows(path, op, { sudo: needsSudo })) return await this.auditRefusal(auditBase, new PermissionDenied());
+      if (!isRoot && !acl!.allows(path, op, { sudo: needsSudo, data: req.data })) return await this.auditRefusal(auditBase, new PermissionDenied());
     }
     const lastUse = entry ? await this.tokens.consumeUse(entry) : false;
 

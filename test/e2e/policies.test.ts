@@ -106,7 +106,7 @@ describe("ACL policies end to end", () => {
       { text: 'path "secret/*" { capabilitiez = ["read"] }', mentions: /unknown key "capabilitiez"/ },
       { text: 'path "sec*ret/x" { capabilities = ["read"] }', mentions: /"\*" is only allowed as the last character/ },
       { text: 'path "secret/*" { capabilities = "read" }', mentions: /capabilities must be a list/ },
-      { text: 'path "secret/*" { capabilities = ["read"] denied_parameters = { x = [] } }', mentions: /denied_parameters/ },
+      { text: 'path "secret/*" { capabilities = ["read"] mfa_methods = ["m"] }', mentions: /mfa_methods is not supported/ },
       { text: '{"path": {"secret/*": {"capabilities": ["fly"]}}}', mentions: /unknown capability "fly"/ },
       { text: '{"path": ', mentions: /json|unexpected|end/i },
       { text: "   ", mentions: /policy/ },

@@ -318,3 +318,252 @@ describe("ACL: access under a mount (sys/internal/ui/mounts)", () => {
     expect(ACL.root().hasAccessUnder("anything/")).toBe(true);
   });
 });
+
+describe("ACL: parameter constraints (Vault's AllowOperation)", () => {
+  /** An ACL from HCL policy texts, one policy per text. */
+  const aclFrom = (...texts: string[]) => new ACL(texts.map((t, i) => parsePolicy(`q${i}`, t)));
+  const update = (acl: ACL, path: string, data: Record<string, unknown>) => acl.allows(path, "update", { data });
+
+  it("with allowed_parameters, allows listed keys with matching values and refuses anything else", () => {
+    const acl = aclFrom(`path "pki/issue/web" {
+      capabilities = ["update"]
+      allowed_parameters = { "common_name" = ["*.payments.internal"], "ttl" = [] }
+    }`);
+    expect(update(acl, "pki/issue/web", { common_name: "a.payments.internal" })).toBe(true);
+    expect(update(acl, "pki/issue/web", { common_name: "a.payments.internal", ttl: "72h" })).toBe(true);
+    expect(update(acl, "pki/issue/web", { common_name: "evil.com" })).toBe(false);
+    expect(update(acl, "pki/issue/web", { common_name: "a.payments.internal", alt_names: "evil.com" })).toBe(false);
+    // Keys compare lower-cased, values do not.
+    expect(update(acl, "pki/issue/web", { Common_Name: "a.payments.internal" })).toBe(true);
+    expect(update(acl, "pki/issue/web", { common_name: "A.PAYMENTS.INTERNAL" })).toBe(false);
+    // No data at all: nothing to check (Vault allows it).
+    expect(update(acl, "pki/issue/web", {})).toBe(true);
+  });
+
+  it("denied_parameters wins over allowed_parameters, and an empty denied list denies every value", () => {
+    const acl = aclFrom(`path "a" {
+      capabilities = ["update"]
+      allowed_parameters = { "name" = ["*"], "*" = [] }
+      denied_parameters = { "name" = ["root*", "*admin"], "force" = [] }
+    }
+    path "b" {
+      capabilities = ["update"]
+      allowed_parameters = { "x" = [] }
+      denied_parameters = { "x" = [] }
+    }`);
+    expect(update(acl, "a", { name: "web" })).toBe(false); // "*" alone is no glob: it matches only "*"
+    expect(update(acl, "a", { name: "*" })).toBe(true);
+    expect(update(acl, "a", { other: "anything" })).toBe(true);
+    expect(update(acl, "a", { name: "rootish" })).toBe(false);
+    expect(update(acl, "a", { name: "sysadmin" })).toBe(false);
+    expect(update(acl, "a", { other: 1, force: false })).toBe(false);
+    expect(update(acl, "b", { x: "1" })).toBe(false);
+    expect(update(acl, "b", {})).toBe(true);
+  });
+
+  it("treats * as a key: in allowed, any other key passes; in denied, any data is refused", () => {
+    const acl = aclFrom(`path "allow-star" {
+      capabilities = ["update"]
+      allowed_parameters = { "*" = [], "env" = ["prod"] }
+    }
+    path "only-star" {
+      capabilities = ["update"]
+      allowed_parameters = { "*" = ["ignored"] }
+    }
+    path "deny-star" {
+      capabilities = ["update"]
+      allowed_parameters = { "x" = [] }
+      denied_parameters = { "*" = ["ignored"] }
+    }`);
+    expect(update(acl, "allow-star", { anything: "goes", env: "prod" })).toBe(true);
+    expect(update(acl, "allow-star", { env: "dev" })).toBe(false); // a listed key is still checked
+    // The values of the * key itself are not consulted, as in Vault.
+    expect(update(acl, "only-star", { a: "b" })).toBe(true);
+    expect(update(acl, "deny-star", { x: "1" })).toBe(false);
+    expect(update(acl, "deny-star", {})).toBe(true);
+  });
+
+  it("matches globs as Vault's GlobbedStringsMatch does: leading, trailing or both", () => {
+    const acl = aclFrom(`path "g" {
+      capabilities = ["update"]
+      allowed_parameters = { "v" = ["*.example.com", "web-*", "*mid*", "exact"] }
+    }`);
+    for (const ok of ["a.example.com", ".example.com", "web-", "web-1", "xmidx", "mid", "exact"]) expect(update(acl, "g", { v: ok }), ok).toBe(true);
+    for (const bad of ["example.com", "a.example.com.evil", "xweb-1", "mi", "exactly", "Exact", ""]) {
+      // "" is the one exception below: Vault treats a string as a comma list, and "" as an empty one.
+      if (bad === "") continue;
+      expect(update(acl, "g", { v: bad }), bad).toBe(false);
+    }
+  });
+
+  it("checks arrays and comma-separated strings element by element", () => {
+    const acl = aclFrom(`path "auth/token/create" {
+      capabilities = ["update"]
+      allowed_parameters = { "policies" = ["app", "web-*"], "ttl" = [] }
+      denied_parameters = { "policies" = ["web-admin"] }
+    }`);
+    expect(update(acl, "auth/token/create", { policies: ["app"] })).toBe(true);
+    expect(update(acl, "auth/token/create", { policies: ["app", "web-1"] })).toBe(true);
+    expect(update(acl, "auth/token/create", { policies: ["app", "admin"] })).toBe(false);
+    expect(update(acl, "auth/token/create", { policies: "app, web-2" })).toBe(true);
+    expect(update(acl, "auth/token/create", { policies: "app,admin" })).toBe(false);
+    // Denied: any element denied refuses the whole request.
+    expect(update(acl, "auth/token/create", { policies: ["app", "web-admin"] })).toBe(false);
+    expect(update(acl, "auth/token/create", { policies: "app,web-admin" })).toBe(false);
+    // Vault's quirks, kept: an empty array or string is an empty list, which passes.
+    expect(update(acl, "auth/token/create", { policies: [] })).toBe(true);
+    expect(update(acl, "auth/token/create", { policies: "" })).toBe(true);
+  });
+
+  it("compares numbers and booleans as strings, and lists and maps by equality", () => {
+    const acl = aclFrom(`path "t" {
+      capabilities = ["update"]
+      allowed_parameters = { "int" = [1, "2"], "bool" = [false], "map" = [{ good = "one" }], "list" = [["a", "b"]] }
+    }`);
+    expect(update(acl, "t", { int: 1 })).toBe(true);
+    expect(update(acl, "t", { int: "1" })).toBe(true);
+    expect(update(acl, "t", { int: 2 })).toBe(true);
+    expect(update(acl, "t", { int: 3 })).toBe(false);
+    expect(update(acl, "t", { bool: false })).toBe(true);
+    expect(update(acl, "t", { bool: "false" })).toBe(true);
+    expect(update(acl, "t", { bool: true })).toBe(false);
+    expect(update(acl, "t", { map: { good: "one" } })).toBe(true);
+    expect(update(acl, "t", { map: { bad: "one" } })).toBe(false);
+    expect(update(acl, "t", { map: { good: "one", extra: 1 } })).toBe(false);
+    expect(update(acl, "t", { list: ["a", "b"] })).toBe(true);
+    expect(update(acl, "t", { list: ["b", "a"] })).toBe(false);
+    expect(update(acl, "t", { int: null })).toBe(false);
+  });
+
+  it("checks top-level keys only: a KV v2 write is constrained through its data key", () => {
+    const acl = aclFrom(`path "secret/data/app/*" {
+      capabilities = ["create", "update"]
+      allowed_parameters = { "data" = [], "options" = [] }
+    }
+    path "secret/data/frozen" {
+      capabilities = ["create", "update"]
+      denied_parameters = { "data" = [] }
+    }`);
+    expect(acl.allows("secret/data/app/x", "create", { data: { data: { anything: "inside" }, options: { cas: 0 } } })).toBe(true);
+    expect(acl.allows("secret/data/app/x", "create", { data: { data: {}, version: 2 } })).toBe(false);
+    expect(acl.allows("secret/data/frozen", "update", { data: { data: { a: "b" } } })).toBe(false);
+  });
+
+  it("requires required_parameters (as lower-case keys), even in an empty request", () => {
+    const acl = aclFrom(`path "r" {
+      capabilities = ["create", "update", "read", "delete", "list"]
+      required_parameters = ["Common_Name"]
+    }`);
+    expect(update(acl, "r", { common_name: "x" })).toBe(true);
+    expect(update(acl, "r", { common_name: null })).toBe(true); // sent, even if null
+    expect(update(acl, "r", {})).toBe(false);
+    expect(update(acl, "r", { other: "x" })).toBe(false);
+    expect(update(acl, "r", { Common_Name: "x" })).toBe(false); // Vault looks the key up lower-cased
+    expect(acl.allows("r", "update")).toBe(false); // no data is no parameter
+    expect(acl.allows("r", "create", { data: { common_name: "x" } })).toBe(true);
+    // Read is checked too (its data is the query string); delete and list are not, as in Vault.
+    expect(acl.allows("r", "read", { data: {} })).toBe(false);
+    expect(acl.allows("r", "read", { data: { common_name: "x" } })).toBe(true);
+    expect(acl.allows("r", "delete", { data: {} })).toBe(true);
+    expect(acl.allows("r", "list", { data: {} })).toBe(true);
+  });
+
+  it("checks patch, and leaves capabilities() and sudo checks unaffected", () => {
+    const acl = aclFrom(`path "p" {
+      capabilities = ["patch", "update", "sudo"]
+      allowed_parameters = { "a" = ["1"] }
+    }`);
+    expect(acl.allows("p", "patch", { data: { a: "1" } })).toBe(true);
+    expect(acl.allows("p", "patch", { data: { a: "2" } })).toBe(false);
+    expect(acl.allows("p", "update", { sudo: true, data: { a: "1" } })).toBe(true);
+    expect(acl.allows("p", "update", { sudo: true, data: { b: "1" } })).toBe(false);
+    expect(acl.capabilities("p")).toEqual(["patch", "sudo", "update"]);
+  });
+
+  it("merges constraints across policies on the same pattern: values unite, an empty list wins", () => {
+    const acl = aclFrom(
+      `path "pki/issue/web" { capabilities = ["update"]\n allowed_parameters = { "common_name" = ["*.payments.internal"] } }`,
+      `path "pki/issue/web" { capabilities = ["update"]\n allowed_parameters = { "common_name" = ["*.billing.internal"], "ttl" = [] } }`,
+      `path "other" { capabilities = ["update"]\n allowed_parameters = { "x" = ["1"] } }`,
+      `path "other" { capabilities = ["update"]\n allowed_parameters = { "x" = [] } }`,
+    );
+    expect(update(acl, "pki/issue/web", { common_name: "a.payments.internal" })).toBe(true);
+    expect(update(acl, "pki/issue/web", { common_name: "a.billing.internal", ttl: "1h" })).toBe(true);
+    expect(update(acl, "pki/issue/web", { common_name: "evil.com" })).toBe(false);
+    expect(update(acl, "other", { x: "anything" })).toBe(true);
+  });
+
+  it("keeps constraints when another policy grants the same pattern without any (Vault's merge)", () => {
+    const constrained = `path "kv/data/x" { capabilities = ["update"]\n allowed_parameters = { "data" = [] } }`;
+    const open = `path "kv/data/x" { capabilities = ["update", "create"] }`;
+    for (const acl of [aclFrom(constrained, open), aclFrom(open, constrained)]) {
+      expect(update(acl, "kv/data/x", { data: {} })).toBe(true);
+      expect(update(acl, "kv/data/x", { data: {}, options: {} })).toBe(false);
+      expect(acl.allows("kv/data/x", "create", { data: { data: {} } })).toBe(true);
+    }
+  });
+
+  it("merges required and denied parameters across policies, and a deny drops every constraint", () => {
+    const acl = aclFrom(
+      `path "m" { capabilities = ["update"]\n required_parameters = ["a"]\n denied_parameters = { "z" = ["1"] } }`,
+      `path "m" { capabilities = ["update"]\n required_parameters = ["b"]\n denied_parameters = { "y" = [] } }`,
+    );
+    expect(update(acl, "m", { a: 1, b: 2 })).toBe(true);
+    expect(update(acl, "m", { a: 1 })).toBe(false);
+    expect(update(acl, "m", { a: 1, b: 2, z: "1" })).toBe(false);
+    expect(update(acl, "m", { a: 1, b: 2, z: "2" })).toBe(true);
+    expect(update(acl, "m", { a: 1, b: 2, y: "" })).toBe(false);
+    const denied = aclFrom(`path "m" { capabilities = ["update"]\n required_parameters = ["a"] }`, `path "m" { capabilities = ["deny"] }`);
+    expect(denied.ruleFor("m")).toStrictEqual({ pattern: "m", capabilities: ["deny"] });
+    expect(update(denied, "m", { a: 1 })).toBe(false);
+  });
+
+  it("takes constraints from the deciding rule only: a more specific literal path replaces a + path's", () => {
+    const acl = aclFrom(`
+      path "pki/issue/+" {
+        capabilities = ["update"]
+        allowed_parameters = { "common_name" = ["*.internal"] }
+      }
+      path "pki/issue/web" {
+        capabilities = ["update"]
+        allowed_parameters = { "common_name" = ["*.payments.internal"], "ttl" = [] }
+      }
+      path "pki/*" {
+        capabilities = ["update"]
+      }`);
+    expect(update(acl, "pki/issue/web", { common_name: "a.payments.internal", ttl: "1h" })).toBe(true);
+    expect(update(acl, "pki/issue/web", { common_name: "a.billing.internal" })).toBe(false);
+    expect(update(acl, "pki/issue/api", { common_name: "a.billing.internal" })).toBe(true);
+    expect(update(acl, "pki/issue/api", { common_name: "a.billing.internal", ttl: "1h" })).toBe(false);
+    // pki/* decides elsewhere, unconstrained: the + rule's constraints do not leak to it.
+    expect(update(acl, "pki/sign/api", { common_name: "evil.com" })).toBe(true);
+  });
+
+  it("refuses every request under a wrapping TTL bound: Vault admits only wrapped requests there, and leasehold cannot wrap", () => {
+    const acl = aclFrom(`
+      path "auth/approle/role/r/secret-id" {
+        capabilities = ["update", "read", "list"]
+        min_wrapping_ttl = "1s"
+        max_wrapping_ttl = "90s"
+      }
+      path "auth/approle/role/r/role-id" {
+        capabilities = ["read"]
+      }`);
+    expect(acl.allows("auth/approle/role/r/secret-id", "update", { data: {} })).toBe(false);
+    expect(acl.allows("auth/approle/role/r/secret-id", "list")).toBe(false);
+    expect(acl.allows("auth/approle/role/r/role-id", "read", { data: {} })).toBe(true);
+    // capabilities-self still reports what the policy grants, as Vault's does.
+    expect(acl.capabilities("auth/approle/role/r/secret-id")).toEqual(["list", "read", "update"]);
+    expect(acl.ruleFor("auth/approle/role/r/secret-id")).toMatchObject({ minWrappingTtl: 1, maxWrappingTtl: 90 });
+  });
+
+  it("ruleFor shows the constraints and returns a copy callers may change", () => {
+    const acl = aclFrom(`path "x" { capabilities = ["update"]\n allowed_parameters = { "a" = ["1"] }\n required_parameters = ["a"] }`);
+    const rule = acl.ruleFor("x")!;
+    expect(rule).toEqual({ pattern: "x", capabilities: ["update"], allowedParameters: new Map([["a", ["1"]]]), requiredParameters: ["a"] });
+    (rule.allowedParameters!.get("a") as unknown[]).push("2");
+    (rule.allowedParameters as Map<string, unknown[]>).set("b", []);
+    expect(update(acl, "x", { a: "2" })).toBe(false);
+    expect(update(acl, "x", { a: "1", b: "1" })).toBe(false);
+  });
+});

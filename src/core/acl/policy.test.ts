@@ -151,7 +151,7 @@ describe("parsePolicy: errors", () => {
 
   it("refuses unknown keys inside a path", () => {
     expect(policyError(`path "a" {\n  capabilities = ["read"]\n  capabilites = ["list"]\n}`)).toBe(
-      'policy "dev", line 3: path "a": unknown key "capabilites"; valid keys are capabilities, policy, comment',
+      'policy "dev", line 3: path "a": unknown key "capabilites"; valid keys are capabilities, policy, allowed_parameters, denied_parameters, required_parameters, min_wrapping_ttl, max_wrapping_ttl, comment',
     );
   });
 
@@ -160,14 +160,11 @@ describe("parsePolicy: errors", () => {
     expect(policyError(`path "a" {\n capabilities = []\n}`)).toMatch(/path "a": no capabilities/);
   });
 
-  it.each(["allowed_parameters", "denied_parameters", "required_parameters", "min_wrapping_ttl", "max_wrapping_ttl", "control_group", "mfa_methods"])(
-    "refuses %s rather than silently ignoring the restriction",
-    (key) => {
-      const value = key.endsWith("_ttl") ? `"1h"` : key === "control_group" ? "{ factor \"x\" {} }" : key.endsWith("parameters") ? "{ k = [] }" : `["m"]`;
-      const text = `path "secret/*" {\n  capabilities = ["update"]\n  ${key} = ${value}\n}`;
-      expect(policyError(text)).toBe(`policy "dev", line 3: path "secret/*": ${key} is not supported by leasehold yet`);
-    },
-  );
+  it.each(["control_group", "mfa_methods"])("refuses %s (Vault Enterprise) rather than silently ignoring the restriction", (key) => {
+    const value = key === "control_group" ? "{ factor \"x\" {} }" : `["m"]`;
+    const text = `path "secret/*" {\n  capabilities = ["update"]\n  ${key} = ${value}\n}`;
+    expect(policyError(text)).toBe(`policy "dev", line 3: path "secret/*": ${key} is not supported by leasehold yet`);
+  });
 
   it("refuses * anywhere but the end", () => {
     expect(policyError(`path "secret/*/config" { capabilities = ["read"] }`)).toBe(
@@ -235,5 +232,151 @@ describe("DEFAULT_POLICY_TEXT", () => {
         ["sys/internal/ui/mounts/*", ["read"]],
       ]),
     );
+  });
+});
+
+describe("parsePolicy: parameter constraints and wrapping TTLs", () => {
+  it("reads allowed, denied and required parameters, lower-casing the keys and keeping values as written", () => {
+    const text = `
+      path "pki/issue/web" {
+        capabilities = ["update"]
+        allowed_parameters = {
+          "Common_Name" = ["*.payments.internal", "api-*"]
+          "ttl"         = []
+          "int"         = [1, true]
+          "map"         = [{ good = "one" }]
+        }
+        denied_parameters = {
+          "alt_names" = []
+        }
+        required_parameters = ["common_name", "ttl"]
+        comment = "web certificates only"
+      }`;
+    expect(parsePolicy("p", text).rules).toEqual([
+      {
+        pattern: "pki/issue/web",
+        capabilities: ["update"],
+        allowedParameters: new Map<string, unknown[]>([
+          ["common_name", ["*.payments.internal", "api-*"]],
+          ["ttl", []],
+          ["int", [1, true]],
+          ["map", [{ good: "one" }]],
+        ]),
+        deniedParameters: new Map([["alt_names", []]]),
+        requiredParameters: ["common_name", "ttl"],
+      },
+    ]);
+  });
+
+  it("reads the block form and Vault's JSON form alike", () => {
+    const hcl = `path "a" {\n capabilities = ["update"]\n allowed_parameters {\n  "x" = ["1"]\n }\n denied_parameters {\n  "*" = []\n }\n}`;
+    const json = JSON.stringify({ path: { a: { capabilities: ["update"], allowed_parameters: { x: ["1"] }, denied_parameters: [{ "*": [] }] } } });
+    const expected = [{ pattern: "a", capabilities: ["update"], allowedParameters: new Map([["x", ["1"]]]), deniedParameters: new Map([["*", []]]) }];
+    expect(parsePolicy("p", hcl).rules).toEqual(expected);
+    expect(parsePolicy("p", json).rules).toEqual(expected);
+  });
+
+  it("reads min_wrapping_ttl and max_wrapping_ttl as seconds (numbers or Go durations)", () => {
+    const rule = parsePolicy("p", `path "a" {\n capabilities = ["update"]\n min_wrapping_ttl = "1s"\n max_wrapping_ttl = 90\n}`).rules[0];
+    expect(rule.minWrappingTtl).toBe(1);
+    expect(rule.maxWrappingTtl).toBe(90);
+    expect(parsePolicy("p", `path "a" {\n capabilities = ["update"]\n max_wrapping_ttl = "1h30m"\n}`).rules[0].maxWrappingTtl).toBe(5400);
+  });
+
+  it("omits empty constraints, and keeps none on a deny rule", () => {
+    expect(parsePolicy("p", `path "a" {\n capabilities = ["update"]\n allowed_parameters = {}\n denied_parameters = {}\n required_parameters = []\n}`).rules).toEqual([
+      { pattern: "a", capabilities: ["update"] },
+    ]);
+    const deny = parsePolicy("p", `path "a" {\n capabilities = ["deny"]\n allowed_parameters = { x = [] }\n required_parameters = ["x"]\n}`).rules[0];
+    expect(deny).toStrictEqual({ pattern: "a", capabilities: ["deny"] });
+  });
+
+  it("merges repeated stanzas of one pattern as Vault merges policies", () => {
+    const text = `
+      path "value/merge" {
+        capabilities = ["update"]
+        allowed_parameters = { "test" = [1, 2], "any" = [] }
+        denied_parameters = { "test" = ["x"] }
+        required_parameters = ["a"]
+        max_wrapping_ttl = 300
+        min_wrapping_ttl = 100
+      }
+      path "value/merge" {
+        capabilities = ["create"]
+        allowed_parameters = { "test" = [3, 4], "any" = ["only-this"], "new" = ["n"] }
+        denied_parameters = { "test" = [] }
+        required_parameters = ["b", "a"]
+        max_wrapping_ttl = 200
+        min_wrapping_ttl = 50
+      }`;
+    expect(parsePolicy("p", text).rules).toEqual([
+      {
+        pattern: "value/merge",
+        capabilities: ["create", "update"],
+        // Values unite (the later stanza's first, as in Vault); an empty list (any value) wins.
+        allowedParameters: new Map<string, unknown[]>([
+          ["test", [3, 4, 1, 2]],
+          ["any", []],
+          ["new", ["n"]],
+        ]),
+        deniedParameters: new Map([["test", []]]),
+        requiredParameters: ["a", "b"],
+        // The lesser of each bound: Vault prefers the shortest wrapping lifetime.
+        minWrappingTtl: 50,
+        maxWrappingTtl: 200,
+      },
+    ]);
+  });
+
+  it("refuses malformed constraints with a message naming the key", () => {
+    expect(policyError(`path "a" {\n capabilities = ["update"]\n allowed_parameters = ["x"]\n}`)).toBe(
+      'policy "dev", line 3: path "a": allowed_parameters: expected a map from parameter name to a list of values, such as { "common_name" = ["*.example.com"], "ttl" = [] }, got a list',
+    );
+    expect(policyError(`path "a" {\n capabilities = ["update"]\n denied_parameters = { x = "y" }\n}`)).toBe(
+      'policy "dev", line 3: path "a": denied_parameters: "x" must be a list of values such as ["a", "b*"] (an empty list allows any value), got string "y"',
+    );
+    expect(policyError(`path "a" {\n capabilities = ["update"]\n required_parameters = "x"\n}`)).toMatch(/line 3: path "a": required_parameters must be a list of parameter names/);
+    expect(policyError(`path "a" {\n capabilities = ["update"]\n required_parameters = [["x"]]\n}`)).toMatch(/required_parameters: \["x"\] is not a parameter name/);
+    expect(policyError(`path "a" {\n capabilities = ["update"]\n min_wrapping_ttl = "soon"\n}`)).toMatch(/line 3: path "a": min_wrapping_ttl: invalid duration "soon"/);
+    expect(policyError(`path "a" {\n capabilities = ["update"]\n min_wrapping_ttl = "2m"\n max_wrapping_ttl = "1m"\n}`)).toMatch(
+      /line 4: path "a": max_wrapping_ttl cannot be less than min_wrapping_ttl/,
+    );
+  });
+
+  it("loads a Vault documentation-style policy using every constraint", () => {
+    const text = `
+# Issue certificates for the payments domain only
+path "pki/issue/payments" {
+  capabilities = ["create", "update"]
+  allowed_parameters = {
+    "common_name" = ["*.payments.internal"]
+    "alt_names"   = ["*.payments.internal"]
+    "ttl"         = []
+  }
+  denied_parameters = {
+    "ip_sans" = []
+  }
+  required_parameters = ["common_name"]
+}
+
+# Create tokens with the app policy only
+path "auth/token/create" {
+  capabilities = ["create", "update"]
+  allowed_parameters = {
+    "policies" = ["app"]
+    "*"        = []
+  }
+}
+
+# Only wrapped SecretIDs (Vault refuses unwrapped requests here)
+path "auth/approle/role/my-role/secret-id" {
+  capabilities = ["create", "update"]
+  min_wrapping_ttl = "1s"
+  max_wrapping_ttl = "90s"
+}`;
+    const policy = parsePolicy("ops", text);
+    expect(policy.raw).toBe(text);
+    expect(policy.rules.map((r) => r.pattern)).toEqual(["pki/issue/payments", "auth/token/create", "auth/approle/role/my-role/secret-id"]);
+    expect(policy.rules[2]).toEqual({ pattern: "auth/approle/role/my-role/secret-id", capabilities: ["create", "update"], minWrappingTtl: 1, maxWrappingTtl: 90 });
   });
 });
