@@ -42,11 +42,11 @@
  */
 import { readFileSync } from "node:fs";
 import { constants as osConstants } from "node:os";
-import { describeValue, hclBlocks, parseHclJson, parseHclWithPositions, positionOf, type HclDocument, type HclObject, type HclValue } from "../core/hcl.js";
-import { HclConfigReader, type ConfigLogLevel } from "../core/hcl-reader.js";
+import { describeValue, hclBlocks, parseHclJson, parseHclWithPositions, positionOf, type HclDocument, type HclObject, type HclValue } from "../hcl/parser.js";
+import { HclConfigReader, type ConfigLogLevel } from "../hcl/reader.js";
 import { parseDuration } from "../sdk/durations.js";
 import { UserError } from "../sdk/errors.js";
-import { closest } from "../core/suggest.js";
+import { closest } from "../hcl/suggest.js";
 import { parseTemplate, textLocator, type Locate, type Template } from "./template/index.js";
 
 export type AgentLogLevel = ConfigLogLevel;

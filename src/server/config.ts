@@ -27,8 +27,8 @@
  */
 import { UserError } from "../sdk/errors.js";
 import { parseDuration } from "../sdk/durations.js";
-import { hclBlocks, parseHclJson, parseHclWithPositions, positionOf, describeValue, type HclBlock, type HclObject, type HclValue } from "../core/hcl.js";
-import { HclConfigReader, type ConfigLogLevel } from "../core/hcl-reader.js";
+import { hclBlocks, parseHclJson, parseHclWithPositions, positionOf, describeValue, type HclBlock, type HclObject, type HclValue } from "../hcl/parser.js";
+import { HclConfigReader, type ConfigLogLevel } from "../hcl/reader.js";
 
 export interface ListenerConfig {
   /** `host:port`; IPv6 hosts in brackets (`[::1]:8200`). */

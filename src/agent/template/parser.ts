@@ -18,7 +18,7 @@
 import type { ActionNode, CommandNode, IfNode, ListNode, Node, Operand, PipeNode, Position, RangeNode, VariableDecl, WithNode } from "./ast.js";
 import { nodeText } from "./ast.js";
 import { TemplateError, textLocator, type Locate } from "./errors.js";
-import { closest } from "../../core/suggest.js";
+import { closest } from "../../hcl/suggest.js";
 import { FUNCTIONS, UNSUPPORTED_FUNCTIONS, isFunction } from "./functions.js";
 import { scanFormat } from "./format.js";
 import { lex, type Token, type TokenKind } from "./lexer.js";

@@ -9,7 +9,7 @@
 import { parseDuration } from "../../sdk/durations.js";
 import { UserError } from "../../sdk/errors.js";
 import type { Capability } from "../../sdk/types.js";
-import { hclBlocks, parseHclJson, parseHclWithPositions, positionOf, describeValue, type HclDocument, type HclObject, type HclValue } from "../hcl.js";
+import { hclBlocks, parseHclJson, parseHclWithPositions, positionOf, describeValue, type HclDocument, type HclObject, type HclValue } from "../../hcl/parser.js";
 
 /**
  * Values a parameter may (allowed) or may not (denied) take, keyed by the lower-cased parameter

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { UserError } from "../sdk/errors.js";
-import { hclBlocks, parseHclJson, parseHclWithPositions } from "./hcl.js";
-import { HclConfigReader } from "./hcl-reader.js";
+import { hclBlocks, parseHclJson, parseHclWithPositions } from "./parser.js";
+import { HclConfigReader } from "./reader.js";
 
 /** A loader for `listener { address = "..."  tls_disable = ... }` files, reading through the shared methods. */
 class ListenerFileReader extends HclConfigReader {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { UserError } from "../sdk/errors.js";
-import { hclBlocks, parseHcl, parseHclJson, parseHclWithPositions, positionOf, type HclObject } from "./hcl.js";
+import { hclBlocks, parseHcl, parseHclJson, parseHclWithPositions, positionOf, type HclObject } from "./parser.js";
 
 /** The UserError message a parse produces (fails the test when it parses). */
 function syntaxError(text: string, sourceName?: string): string {

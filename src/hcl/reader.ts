@@ -7,7 +7,7 @@
  */
 import { UserError } from "../sdk/errors.js";
 import { closest } from "./suggest.js";
-import { describeValue, positionOf, type HclDocument, type HclObject } from "./hcl.js";
+import { describeValue, positionOf, type HclDocument, type HclObject } from "./parser.js";
 
 export type ConfigLogLevel = "trace" | "debug" | "info" | "warn" | "error";
 
