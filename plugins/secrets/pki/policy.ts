@@ -17,9 +17,24 @@ const PRINTABLE_ASCII = /^[\x21-\x7e]+$/;
 
 const HOSTNAME = /^(([a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])\.)*([A-Za-z0-9]|[A-Za-z0-9][A-Za-z0-9-]*[A-Za-z0-9])$/;
 
-export function isHostname(name: string): boolean {
+/**
+ * The A-label (ASCII) form of a DNS name, or undefined when it has none. Node's `domainToASCII`
+ * parses a URL host: it stops at `/`, `?`, `#` and `\` and drops tabs and newlines, so
+ * `www.bank.com/.example.com` would come back as `www.bank.com` after the role had judged the whole
+ * string. Names already in ASCII are therefore never converted, and an internationalised name is
+ * converted only when it holds nothing but letters, marks, digits, `-` and `.` (what IDNA's
+ * STD3 rules, which Vault applies, accept).
+ */
+export function asciiDnsName(name: string): string | undefined {
+  if (PRINTABLE_ASCII.test(name)) return name;
+  if (!/^[\p{L}\p{M}\p{N}.-]+$/u.test(name)) return undefined;
   const ascii = domainToASCII(name);
-  return ascii !== "" && ascii.length <= 253 && HOSTNAME.test(ascii);
+  return ascii !== "" && PRINTABLE_ASCII.test(ascii) ? ascii : undefined;
+}
+
+export function isHostname(name: string): boolean {
+  const ascii = asciiDnsName(name);
+  return ascii !== undefined && ascii.length <= 253 && HOSTNAME.test(ascii);
 }
 
 /** RFC 6125 wildcards Vault accepts: one `*` in the left-most label only (`*.x`, `f*.x`, `*o.x`, `f*o.x`). */
@@ -175,12 +190,12 @@ export function approveNames(role: Role, req: RequestedNames): ApprovedNames {
   // An X.509-SVID names exactly one SPIFFE ID (X509-SVID §2): no second URI SAN of any kind.
   if ([...uris].some((u) => /^spiffe:/i.test(u)) && uris.size !== 1) problems.push("a SPIFFE SVID must carry exactly one URI SAN");
   // IA5String: internationalised names go in as their A-label form; anything else non-ASCII is refused.
+  // What is written is the name the role judged, or its faithful A-label form: never a shortened one.
   for (const d of dns) {
     const wildcard = d.startsWith("*.");
-    const ascii = domainToASCII(wildcard ? d.slice(2) : d) || d;
-    const value = wildcard ? `*.${ascii}` : ascii;
-    if (!PRINTABLE_ASCII.test(value)) problems.push(`subject alternative name ${d} cannot be written as ASCII`);
-    else sans.dns.push(value);
+    const ascii = asciiDnsName(wildcard ? d.slice(2) : d);
+    if (ascii === undefined) problems.push(`subject alternative name ${JSON.stringify(d)} cannot be written as ASCII`);
+    else sans.dns.push(wildcard ? `*.${ascii}` : ascii);
   }
   for (const e of email) if (!PRINTABLE_ASCII.test(e)) problems.push(`email address ${e} must be ASCII`);
   if (problems.length) throw new UserError(problems[0], problems.slice(1));
