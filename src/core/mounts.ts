@@ -18,6 +18,13 @@ export interface MountEntry {
   seal_wrap: boolean;
   /** Set for built-in mounts (`sys/`, `auth/token/`) that cannot be disabled or moved. */
   builtin?: boolean;
+  /**
+   * Names the storage view when it is not `uuid`: an options change that rewrites the data (KV 1
+   * to 2) copies it into a fresh view and then switches, so a crash never leaves it half-converted.
+   */
+  storage_id?: string;
+  /** Views to delete at the next load: a copy abandoned by a crash, or the view a switch left behind. */
+  stale_views?: string[];
 }
 
 export interface LiveMount {
@@ -26,6 +33,96 @@ export interface LiveMount {
   storage: StorageView;
   info: MountInfo;
   kind: "secrets" | "auth";
+}
+
+/** A live mount as the table holds it: its storage can be closed for a data rewrite. */
+interface TableMount extends LiveMount {
+  storage: MountStorage;
+}
+
+/** What tune accepts; `undefined` keeps a setting, a TTL of 0 means "the system's". */
+export interface TunePatch {
+  default_lease_ttl?: number;
+  max_lease_ttl?: number;
+  description?: string;
+  options?: Record<string, string>;
+}
+
+/** Vault's answer while a mount's data is being rewritten (its KV upgrade check). */
+const UPGRADING_MESSAGE = "Upgrading from non-versioned to versioned data. This backend will be unavailable for a brief period and will resume service shortly.";
+
+/** Stands in for a mount's engine while its data is rewritten: reads find nothing, writes are refused. */
+const UPGRADING_BACKEND: Backend = {
+  paths: [
+    {
+      pattern: ".*",
+      operations: {
+        read: { handler: async () => { throw new NotFound(); } },
+        list: { handler: async () => { throw new NotFound(); } },
+        create: { handler: async () => { throw new UserError(UPGRADING_MESSAGE); } },
+        update: { handler: async () => { throw new UserError(UPGRADING_MESSAGE); } },
+        patch: { handler: async () => { throw new UserError(UPGRADING_MESSAGE); } },
+        delete: { handler: async () => { throw new UserError(UPGRADING_MESSAGE); } },
+      },
+    },
+  ],
+};
+
+/**
+ * A mount's storage view that can be closed: writes already started are awaited, later ones are
+ * refused. A request that reached the engine just before its data is copied elsewhere must not
+ * write into the old view after the copy has read it.
+ */
+class MountStorage implements StorageView {
+  private pending = new Set<Promise<unknown>>();
+  private closed = false;
+
+  constructor(readonly inner: StorageView) {}
+
+  private write<T>(op: () => Promise<T>): Promise<T> {
+    if (this.closed) return Promise.reject(new UserError(UPGRADING_MESSAGE));
+    const p = op();
+    this.pending.add(p);
+    const done = () => this.pending.delete(p);
+    p.then(done, done);
+    return p;
+  }
+
+  /** Refuses further writes and resolves once the writes under way have finished. */
+  async close(): Promise<void> {
+    this.closed = true;
+    await Promise.allSettled([...this.pending]);
+  }
+
+  get(key: string) {
+    return this.inner.get(key);
+  }
+  getJSON<T>(key: string) {
+    return this.inner.getJSON<T>(key);
+  }
+  list(prefix: string) {
+    return this.inner.list(prefix);
+  }
+  put(key: string, value: Buffer) {
+    return this.write(() => this.inner.put(key, value));
+  }
+  putJSON(key: string, value: unknown) {
+    return this.write(() => this.inner.putJSON(key, value));
+  }
+  delete(key: string) {
+    return this.write(() => this.inner.delete(key));
+  }
+  withLock<T>(key: string, fn: () => Promise<T>) {
+    return this.inner.withLock(key, fn);
+  }
+}
+
+/** Vault parses the `version` option as an integer, the empty string being 0. */
+function optionVersion(raw: string | undefined): number {
+  const s = (raw ?? "").trim();
+  if (s === "") return 0;
+  if (!/^[+-]?\d+$/.test(s)) throw new UserError(`unable to parse options: invalid version ${JSON.stringify(raw)}`);
+  return Number(s);
 }
 
 /** Paths no secrets engine may take. */
@@ -47,7 +144,9 @@ export function normaliseMountPath(path: string): string {
  * the barrier, each with its own storage view. Resolves a request path by longest prefix.
  */
 export class MountTable {
-  private mounts = new Map<string, LiveMount>();
+  private mounts = new Map<string, TableMount>();
+  /** Serialises tune and disable per mount path: an options change may take a while. */
+  private busy = new Map<string, Promise<unknown>>();
 
   constructor(
     private readonly barrier: Barrier,
@@ -82,9 +181,29 @@ export class MountTable {
           this.logger.error({ mount: entry.path, type: entry.type }, "mount has an unknown type; it stays unavailable");
           continue;
         }
-        this.mounts.set(entry.path, this.live(entry, kind, await factory.create(this.contextFor(entry, kind))));
+        const info = this.infoOf(entry);
+        this.mounts.set(entry.path, this.live(entry, kind, await factory.create(this.contextFor(entry, kind, info)), info));
       }
+      await this.purgeStaleViews(kind, entries);
     }
+  }
+
+  /** Deletes the views a crash left behind (see `MountEntry.stale_views`). */
+  private async purgeStaleViews(kind: "secrets" | "auth", entries: MountEntry[]): Promise<void> {
+    let changed = false;
+    for (const entry of entries) {
+      for (const id of entry.stale_views ?? []) {
+        try {
+          await this.purge(this.viewById(id, kind));
+          entry.stale_views = (entry.stale_views ?? []).filter((v) => v !== id);
+          changed = true;
+        } catch (err) {
+          this.logger.warn({ err, mount: entry.path }, "could not delete a mount's abandoned storage; retrying at the next unseal");
+        }
+      }
+      if (entry.stale_views?.length === 0) delete entry.stale_views;
+    }
+    if (changed) await this.persist(kind);
   }
 
   /** Closes every engine (at seal); the built-in mounts stay so the seal endpoints still resolve. */
@@ -96,8 +215,12 @@ export class MountTable {
     this.resetToBuiltins();
   }
 
-  private storageFor(entry: MountEntry, kind: "secrets" | "auth"): StorageView {
-    return this.barrier.view(`${kind === "secrets" ? "logical" : "auth"}/${entry.uuid}/`);
+  private viewById(id: string, kind: "secrets" | "auth"): StorageView {
+    return this.barrier.view(`${kind === "secrets" ? "logical" : "auth"}/${id}/`);
+  }
+
+  private storageFor(entry: MountEntry, kind: "secrets" | "auth"): MountStorage {
+    return new MountStorage(this.viewById(entry.storage_id ?? entry.uuid, kind));
   }
 
   infoOf(entry: MountEntry): MountInfo {
@@ -120,12 +243,28 @@ export class MountTable {
     };
   }
 
-  private contextFor(entry: MountEntry, kind: "secrets" | "auth") {
-    return { mount: this.infoOf(entry), storage: this.storageFor(entry, kind), logger: this.logger.child({ mount: entry.path }) };
+  /**
+   * The engine gets the same `MountInfo` object its requests carry, so a tune (TTLs, options) is
+   * seen by both.
+   */
+  private contextFor(entry: MountEntry, kind: "secrets" | "auth", info: MountInfo) {
+    return { mount: info, storage: this.storageFor(entry, kind), logger: this.logger.child({ mount: entry.path }) };
   }
 
-  private live(entry: MountEntry, kind: "secrets" | "auth", backend: Backend): LiveMount {
-    return { entry, backend, storage: this.storageFor(entry, kind), info: this.infoOf(entry), kind };
+  private live(entry: MountEntry, kind: "secrets" | "auth", backend: Backend, info = this.infoOf(entry)): TableMount {
+    return { entry, backend, storage: this.storageFor(entry, kind), info, kind };
+  }
+
+  /** Runs `fn` after any tune or disable of the same mount has finished. */
+  private exclusive<T>(path: string, fn: () => Promise<T>): Promise<T> {
+    const prev = this.busy.get(path) ?? Promise.resolve();
+    const next = prev.then(fn, fn);
+    const tail = next.catch(() => undefined);
+    this.busy.set(path, tail);
+    void tail.then(() => {
+      if (this.busy.get(path) === tail) this.busy.delete(path);
+    });
+    return next;
   }
 
   /** Longest-prefix match of a request path (without `/v1/`). */
@@ -163,7 +302,14 @@ export class MountTable {
       }
     }
     const config = { default_lease_ttl: spec.config?.default_lease_ttl ?? 0, max_lease_ttl: spec.config?.max_lease_ttl ?? 0 };
-    this.checkTtls(config);
+    // Vault's rules at enable: a mount's own max may exceed the system's (a CA mount for ten
+    // years); only a default above the max that will apply is refused.
+    if (config.max_lease_ttl !== 0 && config.default_lease_ttl > config.max_lease_ttl) {
+      throw new UserError("given default lease TTL greater than given max lease TTL");
+    }
+    if (config.max_lease_ttl === 0 && config.default_lease_ttl > this.systemTtl.maxLeaseTtl) {
+      throw new UserError(`given default lease TTL greater than system max lease TTL of ${this.systemTtl.maxLeaseTtl}`);
+    }
     const entry: MountEntry = {
       path,
       type: spec.type,
@@ -175,43 +321,151 @@ export class MountTable {
       local: spec.local ?? false,
       seal_wrap: spec.seal_wrap ?? false,
     };
-    const backend = await factory.create(this.contextFor(entry, kind));
-    this.mounts.set(path, this.live(entry, kind, backend));
+    const info = this.infoOf(entry);
+    const backend = await factory.create(this.contextFor(entry, kind, info));
+    this.mounts.set(path, this.live(entry, kind, backend, info));
     await this.persist(kind);
     return entry;
   }
 
-  private checkTtls(config: { default_lease_ttl: number; max_lease_ttl: number }): void {
-    const max = config.max_lease_ttl || this.systemTtl.maxLeaseTtl;
-    if (config.max_lease_ttl > this.systemTtl.maxLeaseTtl) throw new UserError(`max_lease_ttl cannot be greater than the system max lease TTL (${this.systemTtl.maxLeaseTtl}s)`);
-    if (config.default_lease_ttl > max) throw new UserError("default_lease_ttl cannot be greater than max_lease_ttl");
+  /**
+   * Updates a mount's TTLs, description and options, with Vault's rules: the TTLs are checked
+   * against each other only when both are set (0 = the system's; a mount's max may exceed the
+   * system max), and an options change that needs the data rewritten (KV 1 to 2) does it before
+   * answering. Returns warnings for the response.
+   */
+  async tune(path: string, patch: TunePatch): Promise<string[]> {
+    return this.exclusive(path, async () => {
+      const m = this.mounts.get(path);
+      if (!m) throw new UserError(`tune of path ${JSON.stringify(path)} failed: no mount entry found`);
+      const config = {
+        default_lease_ttl: patch.default_lease_ttl ?? m.entry.config.default_lease_ttl,
+        max_lease_ttl: patch.max_lease_ttl ?? m.entry.config.max_lease_ttl,
+      };
+      if (config.default_lease_ttl !== 0 && config.max_lease_ttl !== 0 && config.max_lease_ttl < config.default_lease_ttl) {
+        throw new UserError(`backend max lease TTL of ${config.max_lease_ttl} would be less than backend default lease TTL of ${config.default_lease_ttl}`);
+      }
+      const options = patch.options && Object.keys(patch.options).length > 0 ? this.tunedOptions(m.entry.options, patch.options) : undefined;
+      const warnings = options?.warning ? [options.warning] : [];
+
+      // Options first: if rewriting the data fails, the tune changes nothing.
+      if (options) {
+        const migrate = m.entry.builtin ? undefined : this.plugins.get(m.entry.type)?.retune?.(m.entry.options, options.value);
+        if (migrate) await this.rewrite(m, options.value, migrate);
+        else m.entry.options = options.value;
+      }
+      m.entry.config = config;
+      if (patch.description !== undefined) m.entry.description = patch.description;
+      const live = this.mounts.get(path) ?? m;
+      Object.assign(live.info, this.infoOf(live.entry));
+      if (!live.entry.builtin) await this.persist(live.kind);
+      return warnings;
+    });
   }
 
-  /** Updates a mount's TTLs (and description). */
-  async tune(path: string, patch: { default_lease_ttl?: number; max_lease_ttl?: number; description?: string }): Promise<MountEntry> {
-    const m = this.mounts.get(path);
-    if (!m) throw new UserError(`no mount at ${path}`);
-    const config = {
-      default_lease_ttl: patch.default_lease_ttl ?? m.entry.config.default_lease_ttl,
-      max_lease_ttl: patch.max_lease_ttl ?? m.entry.config.max_lease_ttl,
-    };
-    this.checkTtls(config);
-    m.entry.config = config;
-    if (patch.description !== undefined) m.entry.description = patch.description;
-    Object.assign(m.info, this.infoOf(m.entry));
-    if (!m.entry.builtin) await this.persist(m.kind);
-    return m.entry;
+  /**
+   * Vault's merge of tuned options: each key given replaces the mount's, an empty value removes it
+   * (except `version`), and `version` may go up (1 or 2) but never down.
+   */
+  private tunedOptions(current: Record<string, string>, given: Record<string, string>): { value: Record<string, string>; warning?: string } {
+    let warning: string | undefined;
+    if ("version" in given) {
+      const from = optionVersion(current.version);
+      const to = optionVersion(given.version);
+      if (to !== 1 && to !== 2) throw new UserError(`invalid version provided: ${to}`);
+      if (from > to) throw new UserError(`cannot downgrade mount from version ${from}`);
+      if (from < to) warning = `Upgrading mount from version ${from} to version ${to}. The upgrade is complete.`;
+    }
+    const value = { ...current };
+    for (const [k, v] of Object.entries(given)) {
+      if (v === "" && k !== "version") delete value[k];
+      else value[k] = v;
+    }
+    return { value, warning };
+  }
+
+  /**
+   * Rewrites a mount's data for new options: copies it into a fresh view while the mount answers
+   * as Vault does during a KV upgrade, then switches the mount table to the copy in one write.
+   * A crash before the switch leaves the mount as it was (the partial copy is deleted at the next
+   * load); after it, the old view is deleted.
+   */
+  private async rewrite(m: TableMount, options: Record<string, string>, migrate: (source: StorageView, target: StorageView) => Promise<void>): Promise<void> {
+    const factory = this.plugins.get(m.entry.type);
+    if (!factory) throw new UserError(`plugin not found in the catalog: ${m.entry.type}`);
+    const entry = m.entry;
+    const oldId = entry.storage_id ?? entry.uuid;
+    const newId = randomUUID();
+    const target = this.viewById(newId, m.kind);
+    const oldBackend = m.backend;
+    const oldOptions = entry.options;
+    const stale = entry.stale_views ?? [];
+
+    entry.stale_views = [...stale, newId];
+    try {
+      await this.persist(m.kind);
+    } catch (err) {
+      entry.stale_views = stale.length ? stale : undefined;
+      if (!entry.stale_views) delete entry.stale_views;
+      throw err;
+    }
+    // A seal meanwhile empties the table; then the mount is not put back (load rebuilds it).
+    const stillLive = () => this.mounts.get(entry.path) === m;
+    m.backend = UPGRADING_BACKEND;
+    await m.storage.close();
+    try {
+      await migrate(m.storage.inner, target);
+      entry.storage_id = newId;
+      entry.options = options;
+      entry.stale_views = [...stale, oldId];
+      await this.persist(m.kind);
+    } catch (err) {
+      // Back to the old data, which nothing has changed; the partial copy goes.
+      if (oldId === entry.uuid) delete entry.storage_id;
+      else entry.storage_id = oldId;
+      entry.options = oldOptions;
+      if (stillLive()) this.mounts.set(entry.path, { ...m, backend: oldBackend, storage: this.storageFor(entry, m.kind) });
+      try {
+        await this.purge(target);
+        entry.stale_views = stale;
+        if (stale.length === 0) delete entry.stale_views;
+        await this.persist(m.kind);
+      } catch (cleanup) {
+        this.logger.warn({ err: cleanup, mount: entry.path }, "could not delete an abandoned copy of a mount's data; retrying at the next unseal");
+      }
+      throw err;
+    }
+
+    const info = m.info;
+    Object.assign(info, this.infoOf(entry));
+    const backend = await factory.create(this.contextFor(entry, m.kind, info));
+    // Should creating the engine throw here, the mount keeps answering as upgrading until the
+    // next unseal builds it from the table, which already names the new data.
+    if (stillLive()) this.mounts.set(entry.path, this.live(entry, m.kind, backend, info));
+    else await backend.close?.().catch(() => undefined);
+    await oldBackend.close?.().catch((e) => this.logger.warn({ err: e, mount: entry.path }, "closing backend failed"));
+    this.logger.info({ mount: entry.path, options }, "mount options changed; its data was rewritten for them");
+    try {
+      await this.purge(m.storage.inner);
+      entry.stale_views = stale;
+      if (stale.length === 0) delete entry.stale_views;
+    } catch (err) {
+      this.logger.warn({ err, mount: entry.path }, "could not delete a mount's previous data; retrying at the next unseal");
+    }
   }
 
   /** Removes a mount and all its stored data. The caller revokes its leases first. */
   async disable(path: string): Promise<void> {
-    const m = this.mounts.get(path);
-    if (!m) throw new NotFound(`no mount at ${path}`);
-    if (m.entry.builtin) throw new UserError(`cannot disable the built-in mount ${path}`);
-    await m.backend.close?.();
-    this.mounts.delete(path);
-    await this.persist(m.kind);
-    await this.purge(m.storage);
+    return this.exclusive(path, async () => {
+      const m = this.mounts.get(path);
+      if (!m) throw new NotFound(`no mount at ${path}`);
+      if (m.entry.builtin) throw new UserError(`cannot disable the built-in mount ${path}`);
+      await m.backend.close?.();
+      this.mounts.delete(path);
+      await this.persist(m.kind);
+      await this.purge(m.storage.inner);
+      for (const id of m.entry.stale_views ?? []) await this.purge(this.viewById(id, m.kind));
+    });
   }
 
   private async purge(view: StorageView, prefix = ""): Promise<void> {

@@ -147,7 +147,10 @@ export interface HandlerResponse {
   status?: number;
   /** Also copy `data` to the top level of the body (Vault does this on several legacy sys routes). */
   copyDataToTopLevel?: boolean;
-  /** Core only: lease fields for the envelope of a lease operation (`sys/leases/renew`). */
+  /**
+   * Lease fields for the envelope without a lease of the engine's own: a lease operation
+   * (`sys/leases/renew`), or a KV v1 read's `lease_duration` hint (empty id, not renewable).
+   */
   leaseInfo?: { id: string; ttl: number; renewable: boolean };
   /** Core only: a token the handler already minted (auth/token/create), sent as the `auth` block. */
   issuedAuth?: Record<string, unknown>;
@@ -207,4 +210,11 @@ export interface PluginFactory {
   kind: "secrets" | "auth";
   description: string;
   create(ctx: BackendContext): Promise<Backend>;
+  /**
+   * Tune is changing the options of one of this plugin's mounts. Returns how to rewrite the stored
+   * data for the new options (KV version 1 to 2), or nothing when the data stays as it is. The
+   * function copies from `source` into the empty `target`; the mount switches to `target` only
+   * once it resolves, so a failure leaves the mount as it was.
+   */
+  retune?(from: Record<string, string>, to: Record<string, string>): ((source: StorageView, target: StorageView) => Promise<void>) | undefined;
 }

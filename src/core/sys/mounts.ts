@@ -1,44 +1,68 @@
 import { z } from "zod";
-import { NotFound, PermissionDenied, UserError, zBool, zDuration, zStringMap } from "../../sdk/index.js";
+import { NotFound, PermissionDenied, UserError, parseDuration, zBool, zStringMap } from "../../sdk/index.js";
 import type { HandlerRequest, PathDefinition } from "../../sdk/types.js";
 import type { Core } from "../core.js";
 import { normaliseMountPath, type LiveMount, type MountEntry } from "../mounts.js";
 import { currentRequest } from "../request-context.js";
 import type { TokenEntry } from "../tokens.js";
 
+/**
+ * A mount TTL as Vault takes it: a duration, or `"system"` for the system's (stored as 0). Kept
+ * raw here: an empty value means "unset" at enable and "unchanged" at tune.
+ */
+const ttlInput = z.union([z.number(), z.string()]);
+
+/** `undefined` for an empty value, 0 for "system", else seconds; `what` names it in errors. */
+function parseTtl(raw: number | string | null | undefined, what: (message: string) => string): number | undefined {
+  if (raw === undefined || raw === null || raw === "") return undefined;
+  if (typeof raw === "string" && raw.trim() === "system") return 0;
+  try {
+    return parseDuration(raw, "ttl");
+  } catch (e) {
+    throw new UserError(what((e as Error).message.replace(/^ttl: /, "")));
+  }
+}
+
+/** Vault's aliases: `kv-v1` and `kv-v2` are `kv` with the version option set. */
+const KV_ALIASES = new Map([
+  ["kv-v1", "1"],
+  ["kv-v2", "2"],
+]);
+
 const mountConfigSchema = z
   .object({
-    default_lease_ttl: zDuration.optional(),
-    max_lease_ttl: zDuration.optional(),
-    force_no_cache: zBool.optional(),
-    audit_non_hmac_request_keys: z.unknown().optional(),
-    audit_non_hmac_response_keys: z.unknown().optional(),
-    listing_visibility: z.string().optional(),
-    passthrough_request_headers: z.unknown().optional(),
+    default_lease_ttl: ttlInput.nullish(),
+    max_lease_ttl: ttlInput.nullish(),
+    force_no_cache: zBool.nullish(),
+    audit_non_hmac_request_keys: z.unknown().nullish(),
+    audit_non_hmac_response_keys: z.unknown().nullish(),
+    listing_visibility: z.string().nullish(),
+    passthrough_request_headers: z.unknown().nullish(),
   })
-  .optional();
+  .nullish();
 
+// JSON null is "not given" throughout, as Vault reads it (Terraform and some SDKs send nulls).
 const enableSchema = z.object({
   type: z.string().min(1, "type is required (e.g. kv, database, pki, approle)"),
-  description: z.string().optional(),
+  description: z.string().nullish(),
   config: mountConfigSchema,
-  options: zStringMap.optional(),
-  local: zBool.optional(),
-  seal_wrap: zBool.optional(),
-  external_entropy_access: zBool.optional(),
-  plugin_name: z.string().optional(),
-  plugin_version: z.string().optional(),
+  options: zStringMap.nullish(),
+  local: zBool.nullish(),
+  seal_wrap: zBool.nullish(),
+  external_entropy_access: zBool.nullish(),
+  plugin_name: z.string().nullish(),
+  plugin_version: z.string().nullish(),
 });
 
 const tuneSchema = z.object({
-  default_lease_ttl: zDuration.optional(),
-  max_lease_ttl: zDuration.optional(),
-  description: z.string().optional(),
-  options: zStringMap.optional(),
-  listing_visibility: z.string().optional(),
-  audit_non_hmac_request_keys: z.unknown().optional(),
-  audit_non_hmac_response_keys: z.unknown().optional(),
-  passthrough_request_headers: z.unknown().optional(),
+  default_lease_ttl: ttlInput.nullish(),
+  max_lease_ttl: ttlInput.nullish(),
+  description: z.string().nullish(),
+  options: zStringMap.nullish(),
+  listing_visibility: z.string().nullish(),
+  audit_non_hmac_request_keys: z.unknown().nullish(),
+  audit_non_hmac_response_keys: z.unknown().nullish(),
+  passthrough_request_headers: z.unknown().nullish(),
 });
 
 /** Vault's representation of a mount in `sys/mounts` and `sys/auth`. */
@@ -74,7 +98,14 @@ function mountPaths(core: Core, kind: "secrets" | "auth", base: string): PathDef
   const shown = (e: MountEntry) => (kind === "auth" ? e.path.slice("auth/".length) : e.path);
   const tuneView = (e: MountEntry) => {
     const ttls = core.mounts.effectiveTtls(e);
-    return { default_lease_ttl: ttls.defaultLeaseTtl, max_lease_ttl: ttls.maxLeaseTtl, force_no_cache: false, description: e.description, options: e.options };
+    return {
+      default_lease_ttl: ttls.defaultLeaseTtl,
+      max_lease_ttl: ttls.maxLeaseTtl,
+      force_no_cache: false,
+      description: e.description,
+      // As Vault: present once the mount has options.
+      ...(Object.keys(e.options).length ? { options: e.options } : {}),
+    };
   };
   return [
     {
@@ -104,7 +135,13 @@ function mountPaths(core: Core, kind: "secrets" | "auth", base: string): PathDef
           handler: async (req) => {
             const d = req.data as z.infer<typeof tuneSchema>;
             checkTuneReach(req, core.mounts.get(full(req.params.path)));
-            await core.mounts.tune(full(req.params.path), { default_lease_ttl: d.default_lease_ttl, max_lease_ttl: d.max_lease_ttl, description: d.description });
+            const warnings = await core.mounts.tune(full(req.params.path), {
+              default_lease_ttl: parseTtl(d.default_lease_ttl, (m) => `unable to parse default_lease_ttl: ${m}`),
+              max_lease_ttl: parseTtl(d.max_lease_ttl, (m) => `unable to parse max_lease_ttl: ${m}`),
+              description: d.description ?? undefined,
+              options: d.options ?? undefined,
+            });
+            if (warnings.length) return { data: null, warnings };
           },
         },
       },
@@ -124,13 +161,24 @@ function mountPaths(core: Core, kind: "secrets" | "auth", base: string): PathDef
           handler: async (req) => {
             const d = req.data as z.infer<typeof enableSchema>;
             const options = { ...(d.options ?? {}) };
+            let type = d.type === "plugin" && d.plugin_name ? d.plugin_name : d.type;
+            const aliasedVersion = kind === "secrets" ? KV_ALIASES.get(type) : undefined;
+            if (aliasedVersion) {
+              options.version = aliasedVersion;
+              type = "kv";
+            } else if (type !== "kv" && (options.version ?? "") !== "") {
+              throw new UserError(kind === "secrets" ? `secrets engine ${JSON.stringify(type)} does not allow setting a version` : `auth method ${JSON.stringify(type)} does not allow setting a version`);
+            }
             await core.mounts.enable(kind, full(req.params.path), {
-              type: d.type === "plugin" && d.plugin_name ? d.plugin_name : d.type,
-              description: d.description,
-              config: { default_lease_ttl: d.config?.default_lease_ttl, max_lease_ttl: d.config?.max_lease_ttl },
+              type,
+              description: d.description ?? undefined,
+              config: {
+                default_lease_ttl: parseTtl(d.config?.default_lease_ttl, (m) => `unable to parse default TTL of ${String(d.config?.default_lease_ttl)}: ${m}`),
+                max_lease_ttl: parseTtl(d.config?.max_lease_ttl, (m) => `unable to parse max TTL of ${String(d.config?.max_lease_ttl)}: ${m}`),
+              },
               options,
-              local: d.local,
-              seal_wrap: d.seal_wrap,
+              local: d.local ?? undefined,
+              seal_wrap: d.seal_wrap ?? undefined,
             });
           },
         },

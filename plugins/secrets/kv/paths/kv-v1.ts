@@ -1,4 +1,4 @@
-import { NotFound, UserError } from "../../../../src/sdk/index.js";
+import { NotFound, UserError, parseDuration } from "../../../../src/sdk/index.js";
 import type { HandlerRequest, HandlerResponse, PathDefinition } from "../../../../src/sdk/index.js";
 import { listPrefix, secretPath, type SecretData } from "../storage.js";
 
@@ -7,10 +7,25 @@ import { listPrefix, secretPath, type SecretData } from "../storage.js";
  * path (as Vault stores it), the request body stored as is. Writes replace; deletes are final.
  */
 
+/**
+ * The `lease_duration` of a read, as Vault's KV v1 sends it: the secret's own `ttl` (or, without
+ * one, `lease`) when it parses as a duration, else the mount's default lease TTL. A hint for the
+ * reader of when to read again; there is no lease (`lease_id` stays empty, not renewable).
+ */
+function leaseHint(data: SecretData, mountDefault: number): number {
+  const raw = "ttl" in data ? data.ttl : "lease" in data ? data.lease : undefined;
+  if (raw === undefined) return mountDefault;
+  try {
+    return parseDuration(raw, "ttl");
+  } catch {
+    return mountDefault;
+  }
+}
+
 async function readSecret(req: HandlerRequest): Promise<HandlerResponse> {
   const data = await req.storage.getJSON<SecretData>(secretPath(req.params.path));
   if (!data) throw new NotFound();
-  return { data };
+  return { data, leaseInfo: { id: "", ttl: leaseHint(data, req.mount.config.defaultLeaseTtl), renewable: false } };
 }
 
 async function writeSecret(req: HandlerRequest): Promise<void> {
