@@ -145,6 +145,8 @@ export function normaliseMountPath(path: string): string {
  */
 export class MountTable {
   private mounts = new Map<string, TableMount>();
+  /** Entries of the stored table whose type this build does not know (see `load`). */
+  private readonly unavailable = new Map<string, { entry: MountEntry; kind: "secrets" | "auth" }>();
   /** Serialises tune and disable per mount path: an options change may take a while. */
   private busy = new Map<string, Promise<unknown>>();
 
@@ -162,6 +164,7 @@ export class MountTable {
 
   private resetToBuiltins(): void {
     this.mounts.clear();
+    this.unavailable.clear();
     for (const b of this.builtins) this.mounts.set(b.entry.path, this.live(b.entry, b.kind, b.backend));
   }
 
@@ -178,7 +181,10 @@ export class MountTable {
       for (const entry of entries) {
         const factory = this.plugins.get(entry.type);
         if (!factory) {
+          // Kept in the table (and its path taken), so the next change to the table does not drop
+          // it and orphan its data; it comes back once a build knows its type again.
           this.logger.error({ mount: entry.path, type: entry.type }, "mount has an unknown type; it stays unavailable");
+          this.unavailable.set(entry.path, { entry, kind });
           continue;
         }
         const info = this.infoOf(entry);
@@ -296,7 +302,7 @@ export class MountTable {
       throw new UserError(`plugin not found in the catalog: ${spec.type} (available ${kind === "secrets" ? "secrets engines" : "auth methods"}: ${known.join(", ")})`);
     }
     if (kind === "secrets" && RESERVED.some((r) => path.startsWith(r))) throw new UserError(`cannot mount under reserved path ${JSON.stringify(path)}`);
-    for (const existing of this.mounts.keys()) {
+    for (const existing of [...this.mounts.keys(), ...this.unavailable.keys()]) {
       if (existing.startsWith(path) || path.startsWith(existing)) {
         throw new UserError(`path is already in use at ${existing}`);
       }
@@ -476,7 +482,8 @@ export class MountTable {
   }
 
   private async persist(kind: "secrets" | "auth"): Promise<void> {
-    const entries = [...this.mounts.values()].filter((m) => m.kind === kind && !m.entry.builtin).map((m) => m.entry);
-    await this.barrier.put(this.tableKey(kind), Buffer.from(JSON.stringify(entries)));
+    const live = [...this.mounts.values()].filter((m) => m.kind === kind && !m.entry.builtin).map((m) => m.entry);
+    const unavailable = [...this.unavailable.values()].filter((u) => u.kind === kind).map((u) => u.entry);
+    await this.barrier.put(this.tableKey(kind), Buffer.from(JSON.stringify([...live, ...unavailable])));
   }
 }
