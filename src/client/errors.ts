@@ -24,9 +24,12 @@ export class VaultHttpError extends Error {
   }
 }
 
-/** 400: the request was malformed or refused (a bad field, a lease that no longer exists). */
+/**
+ * 400: the request was malformed or refused (a bad field, a lease that no longer exists), including
+ * a login whose credential was refused by AppRole, JWT or cert (Vault's codes).
+ */
 export class BadRequestError extends VaultHttpError {}
-/** 403: the token may not do this, or the credential of a login was refused. */
+/** 403: the token may not do this, or a Kubernetes login (or one outside `token_bound_cidrs`) was refused. */
 export class PermissionDeniedError extends VaultHttpError {}
 /** 404: nothing at that path. */
 export class NotFoundError extends VaultHttpError {}

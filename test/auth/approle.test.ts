@@ -80,7 +80,7 @@ describe("approle roles and role IDs", () => {
     expect(taken.body.errors[0]).toBe("role_id already in use");
     await write("auth/approle/role/custom-id/role-id", { role_id: "renamed-role-id" });
     const secret = await newSecret("custom-id");
-    expect((await login({ role_id: "my-custom-role-id", secret_id: secret.secret_id })).status).toBe(403);
+    expect((await login({ role_id: "my-custom-role-id", secret_id: secret.secret_id })).status).toBe(400);
     expect((await login({ role_id: "renamed-role-id", secret_id: secret.secret_id })).status).toBe(200);
   });
 
@@ -162,8 +162,8 @@ describe("approle secret IDs", () => {
     const b = await newSecret("destroy");
     expect((await call(base, "POST", "auth/approle/role/destroy/secret-id/destroy", { ...root, body: { secret_id: a.secret_id } })).status).toBe(204);
     expect((await call(base, "POST", "auth/approle/role/destroy/secret-id-accessor/destroy", { ...root, body: { secret_id_accessor: b.secret_id_accessor } })).status).toBe(204);
-    expect((await login({ role_id: roleId, secret_id: a.secret_id })).status).toBe(403);
-    expect((await login({ role_id: roleId, secret_id: b.secret_id })).status).toBe(403);
+    expect((await login({ role_id: roleId, secret_id: a.secret_id })).status).toBe(400);
+    expect((await login({ role_id: roleId, secret_id: b.secret_id })).status).toBe(400);
     // Vault answers an unknown secret ID lookup with 204, an unknown accessor with an error.
     expect((await call(base, "POST", "auth/approle/role/destroy/secret-id/lookup", { ...root, body: { secret_id: a.secret_id } })).status).toBe(204);
     expect((await call(base, "POST", "auth/approle/role/destroy/secret-id-accessor/lookup", { ...root, body: { secret_id_accessor: b.secret_id_accessor } })).status).toBe(404);
@@ -175,7 +175,7 @@ describe("approle secret IDs", () => {
     const s = await newSecret("expiring", { ttl: 1 });
     const keep = await newSecret("expiring", { ttl: 1 });
     await new Promise((r) => setTimeout(r, 1100));
-    expect((await login({ role_id: roleId, secret_id: s.secret_id })).status).toBe(403);
+    expect((await login({ role_id: roleId, secret_id: s.secret_id })).status).toBe(400);
     const tidy = await write("auth/approle/tidy/secret-id");
     expect(tidy.body.data.removed).toBeGreaterThanOrEqual(1);
     expect((await call(base, "POST", "auth/approle/role/expiring/secret-id-accessor/lookup", { ...root, body: { secret_id_accessor: keep.secret_id_accessor } })).status).toBe(404);
@@ -185,7 +185,7 @@ describe("approle secret IDs", () => {
     const roleId = await newRole("gone");
     const s = await newSecret("gone");
     expect((await call(base, "DELETE", "auth/approle/role/gone", root)).status).toBe(204);
-    expect((await login({ role_id: roleId, secret_id: s.secret_id })).status).toBe(403);
+    expect((await login({ role_id: roleId, secret_id: s.secret_id })).status).toBe(400);
     expect(await dump(server.core.mounts.get("auth/approle/")!.storage, "secret-id/gone/")).toBe("");
     await write("auth/approle/role/reuse", { role_id: roleId });
   });
@@ -219,16 +219,16 @@ describe("approle login", () => {
     expect(looked.body.data.period).toBe(1200);
   });
 
-  it("refuses bad credentials with 403 and Vault's single message, malformed input with 400", async () => {
+  it("refuses bad credentials and malformed input with 400, bad credentials with Vault's single message", async () => {
     const roleId = await newRole("creds");
     const s = await newSecret("creds");
     const wrongSecret = await login({ role_id: roleId, secret_id: "00000000-0000-4000-8000-000000000000" });
-    expect(wrongSecret).toEqual({ status: 403, body: { errors: ["invalid role or secret ID"] } });
+    expect(wrongSecret).toEqual({ status: 400, body: { errors: ["invalid role or secret ID"] } });
     const wrongRole = await login({ role_id: "no-such-role-id", secret_id: s.secret_id });
-    expect(wrongRole).toEqual({ status: 403, body: { errors: ["invalid role or secret ID"] } });
+    expect(wrongRole).toEqual({ status: 400, body: { errors: ["invalid role or secret ID"] } });
     // A secret ID of another role does not open this one.
     const otherId = await newRole("creds-other");
-    expect((await login({ role_id: otherId, secret_id: s.secret_id })).status).toBe(403);
+    expect((await login({ role_id: otherId, secret_id: s.secret_id })).status).toBe(400);
     expect(await login({ secret_id: s.secret_id })).toEqual({ status: 400, body: { errors: ["missing role_id"] } });
     expect(await login({ role_id: roleId })).toEqual({ status: 400, body: { errors: ["missing secret_id"] } });
     const metrics = await fetch(`${base}/v1/sys/metrics?format=prometheus`, { headers: { "X-Vault-Token": "root" } }).then((x) => x.text());
@@ -241,7 +241,7 @@ describe("approle login", () => {
     const s = await newSecret("once", { num_uses: 1 });
     const results = await Promise.all(Array.from({ length: 10 }, () => login({ role_id: roleId, secret_id: s.secret_id })));
     expect(results.filter((r) => r.status === 200)).toHaveLength(1);
-    expect(results.filter((r) => r.status === 403)).toHaveLength(9);
+    expect(results.filter((r) => r.status === 400)).toHaveLength(9);
     expect((await call(base, "POST", "auth/approle/role/once/secret-id/lookup", { ...root, body: { secret_id: s.secret_id } })).status).toBe(204);
   });
 
@@ -258,7 +258,7 @@ describe("approle login", () => {
     const refusedId = await newRole("cidr-no", { secret_id_bound_cidrs: ["10.0.0.0/8"] });
     const s = await newSecret("cidr-no", { num_uses: 1 });
     const r = await login({ role_id: refusedId, secret_id: s.secret_id });
-    expect(r.status).toBe(403);
+    expect(r.status).toBe(400);
     // A refused login consumes nothing.
     expect((await call(base, "POST", "auth/approle/role/cidr-no/secret-id/lookup", { ...root, body: { secret_id: s.secret_id } })).body.data.secret_id_num_uses).toBe(1);
   });
@@ -266,7 +266,7 @@ describe("approle login", () => {
   it("cidr_list on a secret ID binds that secret ID, and must lie within the role's blocks", async () => {
     const roleId = await newRole("secret-cidr");
     const far = await newSecret("secret-cidr", { cidr_list: "10.0.0.0/8", num_uses: 1 });
-    expect((await login({ role_id: roleId, secret_id: far.secret_id })).status).toBe(403);
+    expect((await login({ role_id: roleId, secret_id: far.secret_id })).status).toBe(400);
     expect((await call(base, "POST", "auth/approle/role/secret-cidr/secret-id/lookup", { ...root, body: { secret_id: far.secret_id } })).body.data.secret_id_num_uses).toBe(1);
     const near = await newSecret("secret-cidr", { cidr_list: ["127.0.0.0/8"] });
     expect((await login({ role_id: roleId, secret_id: near.secret_id })).status).toBe(200);
@@ -330,7 +330,7 @@ describe("login rate limit", () => {
       expect((await call(limited.url, "POST", "sys/auth/approle", { ...root, body: { type: "approle" } })).status).toBe(204);
       const statuses: number[] = [];
       for (let i = 0; i < 5; i++) statuses.push((await call(limited.url, "POST", "auth/approle/login", { body: { role_id: "guess", secret_id: "guess" } })).status);
-      expect(statuses).toEqual([403, 403, 403, 429, 429]);
+      expect(statuses).toEqual([400, 400, 400, 429, 429]);
       // Management paths are not logins.
       expect((await call(limited.url, "LIST", "auth/approle/role", root)).status).toBe(404);
     } finally {

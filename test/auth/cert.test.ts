@@ -87,25 +87,25 @@ describe("cert login over mTLS", () => {
     expect((await loginWith(web, { name: "prod" })).status).toBe(200);
   });
 
-  it("needs a client certificate (400), and refuses one that chains to nothing trusted (403)", async () => {
+  it("needs a client certificate (400), and refuses one that chains to nothing trusted (400, as Vault)", async () => {
     expect(await loginWith(undefined)).toEqual({ status: 400, body: { errors: ["client certificate must be supplied"] } });
-    expect(await loginWith(stranger)).toEqual({ status: 403, body: { errors: ["invalid certificate or no client certificate supplied"] } });
+    expect(await loginWith(stranger)).toEqual({ status: 400, body: { errors: ["invalid certificate or no client certificate supplied"] } });
   });
 
   it("refuses a leaf sent without the intermediate it needs", async () => {
-    expect((await loginWith(web, {}, false)).status).toBe(403);
+    expect((await loginWith(web, {}, false)).status).toBe(400);
   });
 
   it("refuses an expired certificate", async () => {
-    expect(await loginWith(expired)).toEqual({ status: 403, body: { errors: ["invalid certificate or no client certificate supplied"] } });
+    expect(await loginWith(expired)).toEqual({ status: 400, body: { errors: ["invalid certificate or no client certificate supplied"] } });
   });
 
   it("refuses a certificate not meant for client authentication", async () => {
-    expect((await loginWith(serverOnly)).status).toBe(403);
+    expect((await loginWith(serverOnly)).status).toBe(400);
   });
 
   it("refuses a trusted certificate outside the entry's constraints", async () => {
-    expect(await loginWith(devNs)).toEqual({ status: 403, body: { errors: ["no chain matching all constraints could be found for this login certificate"] } });
+    expect(await loginWith(devNs)).toEqual({ status: 400, body: { errors: ["no chain matching all constraints could be found for this login certificate"] } });
   });
 
   it("picks the entry whose constraints match, by CN glob as well", async () => {
@@ -115,7 +115,7 @@ describe("cert login over mTLS", () => {
     expect(r.body.auth.metadata.cert_name).toBe("dev");
     expect(r.body.auth.policies).toEqual(["default", "dev"]);
     // Naming another entry restricts the login to it.
-    expect((await loginWith(devNs, { name: "prod" })).status).toBe(403);
+    expect((await loginWith(devNs, { name: "prod" })).status).toBe(400);
   });
 
   it("trusts a pinned leaf certificate exactly (a non-CA entry)", async () => {
@@ -125,7 +125,7 @@ describe("cert login over mTLS", () => {
     expect(r.body.auth.metadata).toMatchObject({ cert_name: "batch", common_name: "batch-job" });
     expect(r.body.auth.metadata.spiffe_id).toBeUndefined();
     // Its CA is not trusted: another certificate from it is refused.
-    expect((await loginWith(stranger, { name: "batch" })).status).toBe(403);
+    expect((await loginWith(stranger, { name: "batch" })).status).toBe(400);
   });
 
   it("token_bound_cidrs: 10.0.0.0/8 refuses, 127.0.0.1/32 allows", async () => {

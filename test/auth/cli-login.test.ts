@@ -59,7 +59,7 @@ describe("leasehold login with auth methods", () => {
 
     const bad = await cli(home, ["login", "-method=approle", "-no-store", `role_id=${roleId}`, "secret_id=wrong"]);
     expect(bad.code).toBe(1);
-    expect(bad.err).toMatch(/^Error authenticating: Code: 403\. Errors:\n\n\* invalid role or secret ID/);
+    expect(bad.err).toMatch(/^Error authenticating: Code: 400\. Errors:\n\n\* invalid role or secret ID/);
     expect(readFileSync(join(home, ".leasehold-token"), "utf8")).toBe(token);
   });
 

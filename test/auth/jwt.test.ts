@@ -137,7 +137,7 @@ describe("jwt login", () => {
 
   it("refuses alg none", async () => {
     const unsigned = new UnsecuredJWT({ ...good(), iss: idp.url, exp: now() + 300 }).encode();
-    await refused(unsigned, 403, /^error validating token: signing algorithm not allowed$/);
+    await refused(unsigned, 400, /^error validating token: signing algorithm not allowed$/);
   });
 
   it("refuses an HMAC token keyed with the provider's public key", async () => {
@@ -146,24 +146,24 @@ describe("jwt login", () => {
     const signingInput = `${enc({ alg: "HS256", kid: "k1", typ: "JWT" })}.${enc({ ...good(), iss: idp.url, exp: now() + 300 })}`;
     const forged = `${signingInput}.${base64url.encode(createHmac("sha256", pem).update(signingInput).digest())}`;
     const fetches = idp.jwksFetches;
-    await refused(forged, 403, /^error validating token: signing algorithm not allowed$/);
+    await refused(forged, 400, /^error validating token: signing algorithm not allowed$/);
     expect(idp.jwksFetches).toBe(fetches);
   });
 
   it("refuses a tampered payload (signature no longer verifies)", async () => {
     const [h, , s] = (await idp.sign(good(), "k1")).split(".");
     const payload = base64url.encode(JSON.stringify({ ...good({ project: "beta" }), iss: idp.url, exp: now() + 300 }));
-    await refused(`${h}.${payload}.${s}`, 403, /^error validating token: invalid signature$/);
+    await refused(`${h}.${payload}.${s}`, 400, /^error validating token: invalid signature$/);
   });
 
   it("refuses an unknown kid after one rate-limited JWKS refresh", async () => {
     await new Promise((r) => setTimeout(r, 1100));
     const fetches = idp.jwksFetches;
-    await refused(await idp.sign(good(), "k2"), 403, /^error validating token: no known key matches the token's key ID$/);
+    await refused(await idp.sign(good(), "k2"), 400, /^error validating token: no known key matches the token's key ID$/);
     expect(idp.jwksFetches).toBe(fetches + 1);
     // Within the cooldown, more unknown key IDs cause no fetch at all.
-    await refused(await idp.sign(good(), "k2", { kid: "made-up" }), 403, /no known key/);
-    await refused(await idp.sign(good(), "k2"), 403, /no known key/);
+    await refused(await idp.sign(good(), "k2", { kid: "made-up" }), 400, /no known key/);
+    await refused(await idp.sign(good(), "k2"), 400, /no known key/);
     expect(idp.jwksFetches).toBe(fetches + 1);
   });
 
@@ -178,51 +178,51 @@ describe("jwt login", () => {
   });
 
   it("refuses expired, not-yet-valid and future-issued tokens, and honours the leeways", async () => {
-    await refused(await idp.sign(good({ exp: now() - 3600, iat: now() - 7200 }), "k1"), 403, /^error validating token: token is expired \(exp\)$/);
-    await refused(await idp.sign(good({ nbf: now() + 3600 }), "k1"), 403, /^error validating token: token is not yet valid \(nbf\)$/);
-    await refused(await idp.sign(good({ iat: now() + 3600 }), "k1"), 403, /issued in the future/);
-    await refused(await idp.sign(good({ exp: undefined }), "k1"), 403, /no expiration/);
+    await refused(await idp.sign(good({ exp: now() - 3600, iat: now() - 7200 }), "k1"), 400, /^error validating token: invalid expiration time \(exp\) claim: token is expired$/);
+    await refused(await idp.sign(good({ nbf: now() + 3600 }), "k1"), 400, /^error validating token: invalid not before \(nbf\) claim: token not yet valid$/);
+    await refused(await idp.sign(good({ iat: now() + 3600 }), "k1"), 400, /issued in the future/);
+    await refused(await idp.sign(good({ exp: undefined }), "k1"), 400, /no expiration/);
     // Expired 30 s ago: inside the default leeway (150 s + 60 s clock skew)...
     const recent = await idp.sign(good({ exp: now() - 30, iat: now() - 300 }), "k1");
     expect((await login(recent)).status).toBe(200);
     // ...and refused by a role with the leeways turned off.
     await write("auth/jwt/role/strict", { user_claim: "sub", bound_audiences: "leasehold", expiration_leeway: -1, clock_skew_leeway: -1 });
-    await refused(recent, 403, /token is expired/, "strict");
+    await refused(recent, 400, /token is expired/, "strict");
   });
 
   it("refuses a wrong issuer", async () => {
-    await refused(await idp.sign(good({ iss: "https://evil.example" }), "k1"), 403, /^error validating token: invalid issuer \(iss\) claim$/);
+    await refused(await idp.sign(good({ iss: "https://evil.example" }), "k1"), 400, /^error validating token: invalid issuer \(iss\) claim$/);
   });
 
   it("refuses a wrong or missing audience, and an audience a role does not bind", async () => {
-    await refused(await idp.sign(good({ aud: "someone-else" }), "k1"), 403, /invalid audience \(aud\) claim/);
-    await refused(await idp.sign(good({ aud: undefined }), "k1"), 403, /invalid audience \(aud\) claim/);
+    await refused(await idp.sign(good({ aud: "someone-else" }), "k1"), 400, /invalid audience \(aud\) claim/);
+    await refused(await idp.sign(good({ aud: undefined }), "k1"), 400, /invalid audience \(aud\) claim/);
     expect((await login(await idp.sign(good({ aud: ["other", "leasehold"] }), "k1"))).status).toBe(200);
     await write("auth/jwt/role/no-aud", { user_claim: "sub", bound_subject: "repo:acme/api" });
-    await refused(await idp.sign(good(), "k1"), 403, /audience claim found in JWT but no audiences bound to the role/, "no-aud");
+    await refused(await idp.sign(good(), "k1"), 400, /audience claim found in JWT but no audiences bound to the role/, "no-aud");
     expect((await login(await idp.sign(good({ aud: undefined }), "k1"), "no-aud")).status).toBe(200);
   });
 
   it("refuses a subject other than bound_subject", async () => {
-    await refused(await idp.sign(good({ aud: undefined, sub: "repo:acme/web" }), "k1"), 403, /^sub claim does not match bound subject$/, "no-aud");
+    await refused(await idp.sign(good({ aud: undefined, sub: "repo:acme/web" }), "k1"), 400, /^error validating token: invalid subject \(sub\) claim$/, "no-aud");
   });
 
   it("refuses tokens whose claims miss the bound claims", async () => {
-    await refused(await idp.sign(good({ project: "gamma" }), "k1"), 403, /^error validating claims: claim "project" does not match any associated bound claim values$/);
-    await refused(await idp.sign(good({ groups: undefined }), "k1"), 403, /^error validating claims: claim "groups" is missing$/);
-    await refused(await idp.sign(good({ groups: ["dev"] }), "k1"), 403, /claim "groups" does not match/);
+    await refused(await idp.sign(good({ project: "gamma" }), "k1"), 400, /^error validating claims: claim "project" does not match any associated bound claim values$/);
+    await refused(await idp.sign(good({ groups: undefined }), "k1"), 400, /^error validating claims: claim "groups" is missing$/);
+    await refused(await idp.sign(good({ groups: ["dev"] }), "k1"), 400, /claim "groups" does not match/);
     expect((await login(await idp.sign(good({ groups: "ops" }), "k1"))).status).toBe(200);
   });
 
   it("matches glob bound claims and JSON-pointer claims", async () => {
     await write("auth/jwt/role/release", { user_claim: "sub", bound_audiences: "leasehold", bound_claims_type: "glob", bound_claims: { "/git/ref": "refs/heads/release-*" } });
     expect((await login(await idp.sign(good({ git: { ref: "refs/heads/release-1.4" } }), "k1"), "release")).status).toBe(200);
-    await refused(await idp.sign(good({ git: { ref: "refs/heads/main" } }), "k1"), 403, /claim "\/git\/ref" does not match/, "release");
+    await refused(await idp.sign(good({ git: { ref: "refs/heads/main" } }), "k1"), 400, /claim "\/git\/ref" does not match/, "release");
   });
 
   it("refuses a token without the user claim", async () => {
     await write("auth/jwt/role/by-email", { user_claim: "email", bound_audiences: "leasehold" });
-    await refused(await idp.sign(good(), "k1"), 403, /claim "email" not found in token/, "by-email");
+    await refused(await idp.sign(good(), "k1"), 400, /claim "email" not found in token/, "by-email");
     const r = await login(await idp.sign(good({ email: "dev@acme.test" }), "k1"), "by-email");
     expect(r.status).toBe(200);
   });
@@ -269,7 +269,7 @@ describe("jwt with static keys and a JWKS URL", () => {
     expect((await login(await idp.sign(good(), "k1"), "ci", "jwt-static")).status).toBe(200);
     // ES256 is outside this mount's allow-list; the key is not one of its keys either.
     const es = await login(await idp.sign(good(), "k2"), "ci", "jwt-static");
-    expect(es.status).toBe(403);
+    expect(es.status).toBe(400);
     expect(es.body.errors[0]).toBe("error validating token: signing algorithm not allowed");
     const wrongIss = await login(await idp.sign(good({ iss: "https://other.example" }), "k1"), "ci", "jwt-static");
     expect(wrongIss.body.errors[0]).toBe("error validating token: invalid issuer (iss) claim");

@@ -29,7 +29,7 @@ describe("login auditing and rate limiting", () => {
     const roleId = (await call(server.url, "GET", "auth/approle/role/web/role-id", root)).body.data.role_id as string;
     const bogus = "0c8f4e8e-not-a-real-secret-id-7d1b";
     const r = await call(server.url, "POST", "auth/approle/login", { body: { role_id: roleId, secret_id: bogus } });
-    expect(r.status).toBe(403);
+    expect(r.status).toBe(400);
     const secret = (await call(server.url, "POST", "auth/approle/role/web/secret-id", { ...root, body: {} })).body.data.secret_id as string;
     const good = await call(server.url, "POST", "auth/approle/login", { body: { role_id: roleId, secret_id: secret } });
     expect(good.status).toBe(200);

@@ -3,6 +3,7 @@ import type { AddressInfo } from "node:net";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import {
+  BadRequestError,
   ConnectionError,
   Leasehold,
   NotFoundError,
@@ -97,8 +98,9 @@ describe("Leasehold: login and token upkeep", () => {
     try {
       const err = await lh.login(appRoleAuth({ roleId: "nope", secretId: "nope" })).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(VaultHttpError);
-      expect(err).toBeInstanceOf(PermissionDeniedError);
-      expect((err as VaultHttpError).status).toBe(403);
+      // Vault answers a refused AppRole credential with 400 "invalid role or secret ID".
+      expect(err).toBeInstanceOf(BadRequestError);
+      expect((err as VaultHttpError).status).toBe(400);
       expect((err as VaultHttpError).errors.join(" ")).toMatch(/invalid|role/i);
       expect(Date.now() - started).toBeLessThan(1_500); // a retry would have waited ≥ 1 s
     } finally {

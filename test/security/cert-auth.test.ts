@@ -23,8 +23,8 @@ import { startTestServer } from "../helpers/server.js";
 x509.cryptoProvider.set(webcrypto as unknown as Crypto);
 const alg = { name: "ECDSA", namedCurve: "P-256", hash: "SHA-256" } as const;
 const DAY = 24 * 3600 * 1000;
-const UNTRUSTED = { status: 403, body: { errors: ["invalid certificate or no client certificate supplied"] } };
-const NO_MATCH = { status: 403, body: { errors: ["no chain matching all constraints could be found for this login certificate"] } };
+const UNTRUSTED = { status: 400, body: { errors: ["invalid certificate or no client certificate supplied"] } };
+const NO_MATCH = { status: 400, body: { errors: ["no chain matching all constraints could be found for this login certificate"] } };
 const TEAM_OID = "1.3.6.1.4.1.55555.1";
 const FLAG_OID = "1.3.6.1.4.1.55555.2";
 

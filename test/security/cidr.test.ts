@@ -102,7 +102,7 @@ describe("AppRole: secret_id_bound_cidrs, token_bound_cidrs, cidr_list", () => {
     };
     expect((await loginWith("near", { secret_id_bound_cidrs: ["127.0.0.1/32"] })).status).toBe(200);
     expect((await loginWith("near-token", { token_bound_cidrs: "127.0.0.1, ::1" })).status).toBe(200);
-    expect((await loginWith("far", { secret_id_bound_cidrs: ["10.0.0.0/8"] })).status).toBe(403);
+    expect((await loginWith("far", { secret_id_bound_cidrs: ["10.0.0.0/8"] })).status).toBe(400);
     expect((await loginWith("far-token", { token_bound_cidrs: ["10.0.0.0/8"] })).status).toBe(403);
 
     // A secret ID's blocks must lie inside the role's, and are checked with the same parser.

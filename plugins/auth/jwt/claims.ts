@@ -1,4 +1,4 @@
-import { PermissionDenied, UserError, globMatch } from "../../../src/sdk/index.js";
+import { UserError, globMatch } from "../../../src/sdk/index.js";
 
 /** A bound claim's expected value(s): a scalar or a list of scalars. */
 export type BoundValue = string | number | boolean | (string | number | boolean)[];
@@ -37,17 +37,17 @@ export function checkBoundClaims(bound: Record<string, unknown>, type: "string" 
 }
 
 /**
- * Vault's rule: every bound claim must be present, and one of the token's values for it (a list
+ * Vault's rule (and its 400 answer): every bound claim must be present, and one of the token's values for it (a list
  * claim counts each element) must equal (or, for "glob", match) one of the expected values.
  */
 export function enforceBoundClaims(claims: Record<string, unknown>, bound: Record<string, BoundValue>, type: "string" | "glob"): void {
   for (const [name, expected] of Object.entries(bound)) {
     const actual = claimAt(claims, name);
-    if (actual === undefined) throw new PermissionDenied(`error validating claims: claim ${JSON.stringify(name)} is missing`);
+    if (actual === undefined) throw new UserError(`error validating claims: claim ${JSON.stringify(name)} is missing`);
     const have = (Array.isArray(actual) ? actual : [actual]).filter(scalar).map(String);
     const want = (Array.isArray(expected) ? expected : [expected]).map(String);
     const ok = have.some((h) => want.some((w) => (type === "glob" ? globMatch(w, h) : w === h)));
-    if (!ok) throw new PermissionDenied(`error validating claims: claim ${JSON.stringify(name)} does not match any associated bound claim values`);
+    if (!ok) throw new UserError(`error validating claims: claim ${JSON.stringify(name)} does not match any associated bound claim values`);
   }
 }
 

@@ -1,5 +1,3 @@
-import { UserError } from "../../../src/sdk/index.js";
-
 /** Who a service-account token says it is. */
 export interface ServiceAccount {
   name: string;
@@ -12,7 +10,7 @@ export interface ServiceAccount {
 const str = (v: unknown): string => (typeof v === "string" ? v : "");
 
 /**
- * Reads the service account from either claim shape:
+ * Reads the service account from either claim shape (empty fields when the token has neither):
  * - projected (bound) tokens: `{"kubernetes.io": {"namespace", "serviceaccount": {"name", "uid"}, "pod": ...}}`;
  * - legacy secret tokens: `kubernetes.io/serviceaccount/namespace`, `.../service-account.name`,
  *   `.../service-account.uid`, `.../secret.name` (issuer `kubernetes/serviceaccount`).
@@ -30,8 +28,9 @@ export function serviceAccountOf(claims: Record<string, unknown>): ServiceAccoun
     uid: str(claims["kubernetes.io/serviceaccount/service-account.uid"]),
     secretName: str(claims["kubernetes.io/serviceaccount/secret.name"]),
   };
-  if (legacy.name && legacy.namespace) return legacy;
-  throw new UserError("the JWT is not a Kubernetes service account token (no service account name and namespace claims)");
+  // A token without service account claims names nobody: the role's name and namespace bindings
+  // then refuse it with 403, as Vault does (its claims decode to empty strings).
+  return legacy;
 }
 
 /** `system:serviceaccount:<namespace>:<name>`, the username the API server reports. */

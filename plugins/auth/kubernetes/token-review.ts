@@ -3,7 +3,11 @@ import { InternalError, PermissionDenied } from "../../../src/sdk/index.js";
 import { requestJson } from "../shared/http.js";
 import { usernameOf, type ServiceAccount } from "./service-account.js";
 
-/** Vault's wording when the cluster does not vouch for the token. */
+/**
+ * Why the cluster did not vouch for the token, for the operator's log. The client gets only 403
+ * `permission denied`: Vault's kubernetes method turns every failed lookup into
+ * `logical.ErrPermissionDenied`.
+ */
 export const REVIEW_REFUSED = "lookup failed: service account unauthorized; this could mean it has been deleted or recreated with a new token";
 
 export interface ReviewTarget {
@@ -47,13 +51,17 @@ export async function reviewToken(target: ReviewTarget, jwt: string, sa: Service
   if (answer.status === 401 || answer.status === 403) {
     // The reviewer credential itself was refused (or, without one, the login JWT may not review).
     logger.warn({ status: answer.status }, "kubernetes: the TokenReview call was refused; check token_reviewer_jwt and its system:auth-delegator binding");
-    throw new PermissionDenied(REVIEW_REFUSED);
+    throw new PermissionDenied();
   }
   if (answer.status !== 200 && answer.status !== 201) throw new InternalError(`kubernetes: the TokenReview API answered HTTP ${answer.status}`);
   const status = (answer.body as TokenReviewAnswer | undefined)?.status;
-  if (!status || status.authenticated !== true || status.error) throw new PermissionDenied(REVIEW_REFUSED);
-  if (status.user?.username !== usernameOf(sa)) throw new PermissionDenied(REVIEW_REFUSED);
-  if (sa.uid && status.user.uid !== undefined && status.user.uid !== sa.uid) throw new PermissionDenied(REVIEW_REFUSED);
-  if (audience && Array.isArray(status.audiences) && !status.audiences.includes(audience)) throw new PermissionDenied(REVIEW_REFUSED);
+  const refuse = (why: string): never => {
+    logger.info({ namespace: sa.namespace, service_account: sa.name, why }, `kubernetes login refused: ${REVIEW_REFUSED}`);
+    throw new PermissionDenied();
+  };
+  if (!status || status.authenticated !== true || status.error) return refuse(status?.error ? `not authenticated: ${status.error}` : "not authenticated");
+  if (status.user?.username !== usernameOf(sa)) return refuse("the cluster vouches for another service account");
+  if (sa.uid && status.user.uid !== undefined && status.user.uid !== sa.uid) return refuse("the service account was recreated (uid differs)");
+  if (audience && Array.isArray(status.audiences) && !status.audiences.includes(audience)) return refuse("the cluster did not confirm the role's audience");
   return { uid: status.user.uid ?? sa.uid };
 }

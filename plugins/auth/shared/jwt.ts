@@ -1,6 +1,6 @@
 import { createPublicKey } from "node:crypto";
 import { base64url, compactVerify, errors as joseErrors, importJWK, type CryptoKey, type JWK } from "jose";
-import { PermissionDenied, UserError } from "../../../src/sdk/index.js";
+import { UserError } from "../../../src/sdk/index.js";
 
 /**
  * Signing algorithms a login JWT may use: asymmetric only (Vault's list). `none` and the HMAC
@@ -28,7 +28,24 @@ export interface DecodedJwt {
   claims: Record<string, unknown>;
 }
 
-const MALFORMED = "error validating token: the token is not a well-formed JWT";
+/**
+ * Why a login JWT was refused. `malformed`: not a compact JWS; `signature`: algorithm, key or
+ * signature; `claims`: time, issuer, audience, subject. Vault's two JWT-reading methods answer
+ * these differently (the jwt method 400 `error validating token: <reason>`, the kubernetes method
+ * 403, `permission denied` for the first two kinds), so each login maps the kind itself. Left
+ * unmapped it is a 400 with the jwt method's wording.
+ */
+export type JwtRefusalKind = "malformed" | "signature" | "claims";
+
+export class JwtRefusal extends UserError {
+  override readonly code = "jwt_refused";
+  constructor(readonly kind: JwtRefusalKind, readonly reason: string) {
+    super(`error validating token: ${reason}`);
+  }
+}
+
+const MALFORMED_REASON = "the token is not a well-formed JWT";
+const malformed = () => new JwtRefusal("malformed", MALFORMED_REASON);
 
 function decodePart(part: string): Record<string, unknown> {
   const value: unknown = JSON.parse(new TextDecoder().decode(base64url.decode(part)));
@@ -39,11 +56,11 @@ function decodePart(part: string): Record<string, unknown> {
 /** Decodes a compact JWS without verifying it. Malformed input is a 400 that never echoes the token. */
 export function decodeJwt(token: string): DecodedJwt {
   const parts = token.split(".");
-  if (parts.length !== 3) throw new UserError(MALFORMED);
+  if (parts.length !== 3) throw malformed();
   try {
     return { header: decodePart(parts[0]) as JwtHeader, claims: decodePart(parts[1]) };
   } catch {
-    throw new UserError(MALFORMED);
+    throw malformed();
   }
 }
 
@@ -119,11 +136,11 @@ export function staticKeySource(set: KeySet): KeySource {
 export async function verifyJwtSignature(token: string, algs: readonly string[], source: KeySource): Promise<DecodedJwt> {
   const decoded = decodeJwt(token);
   const alg = decoded.header.alg;
-  if (typeof alg !== "string" || !algs.includes(alg)) throw new PermissionDenied("error validating token: signing algorithm not allowed");
+  if (typeof alg !== "string" || !algs.includes(alg)) throw new JwtRefusal("signature", "signing algorithm not allowed");
   // An unencoded payload (RFC 7797) is never a JWT; its claims would not be the signed bytes we decode.
-  if ((decoded.header.kid !== undefined && typeof decoded.header.kid !== "string") || decoded.header.b64 !== undefined) throw new UserError(MALFORMED);
+  if ((decoded.header.kid !== undefined && typeof decoded.header.kid !== "string") || decoded.header.b64 !== undefined) throw malformed();
   const keys = await source.candidates(decoded.header);
-  if (!keys.length) throw new PermissionDenied("error validating token: no known key matches the token's key ID");
+  if (!keys.length) throw new JwtRefusal("signature", "no known key matches the token's key ID");
   for (const key of keys) {
     let cryptoKey: CryptoKey;
     try {
@@ -136,11 +153,11 @@ export async function verifyJwtSignature(token: string, algs: readonly string[],
       return decoded;
     } catch (err) {
       if (err instanceof joseErrors.JWSSignatureVerificationFailed) continue;
-      if (err instanceof joseErrors.JOSEAlgNotAllowed) throw new PermissionDenied("error validating token: signing algorithm not allowed");
-      throw new UserError(MALFORMED);
+      if (err instanceof joseErrors.JOSEAlgNotAllowed) throw new JwtRefusal("signature", "signing algorithm not allowed");
+      throw malformed();
     }
   }
-  throw new PermissionDenied("error validating token: invalid signature");
+  throw new JwtRefusal("signature", "invalid signature");
 }
 
 /** Leeways in seconds for the time claims. */
@@ -150,22 +167,25 @@ export interface TimeLeeways {
   iat: number;
 }
 
-/** Checks `exp`, `nbf` and `iat` (seconds since the epoch) with leeways. */
+/**
+ * Checks `exp`, `nbf` and `iat` (seconds since the epoch) with leeways. The reasons are the
+ * wording of the JWT validator Vault's jwt and kubernetes methods share (hashicorp/cap).
+ */
 export function checkTimeClaims(claims: Record<string, unknown>, leeway: TimeLeeways, opts: { requireExp: boolean; now?: number }): void {
   const now = Math.floor((opts.now ?? Date.now()) / 1000);
   for (const c of ["exp", "nbf", "iat"] as const) {
-    if (claims[c] !== undefined && (typeof claims[c] !== "number" || !Number.isFinite(claims[c]))) throw new UserError(`error validating token: the "${c}" claim must be a number`);
+    if (claims[c] !== undefined && (typeof claims[c] !== "number" || !Number.isFinite(claims[c]))) throw new JwtRefusal("claims", `the "${c}" claim must be a number`);
   }
   const exp = claims.exp as number | undefined;
   if (exp === undefined) {
-    if (opts.requireExp) throw new PermissionDenied("error validating token: the token has no expiration (exp) claim");
+    if (opts.requireExp) throw new JwtRefusal("claims", "the token has no expiration (exp) claim");
   } else if (now > exp + leeway.exp) {
-    throw new PermissionDenied("error validating token: token is expired (exp)");
+    throw new JwtRefusal("claims", "invalid expiration time (exp) claim: token is expired");
   }
   const nbf = claims.nbf as number | undefined;
-  if (nbf !== undefined && now < nbf - leeway.nbf) throw new PermissionDenied("error validating token: token is not yet valid (nbf)");
+  if (nbf !== undefined && now < nbf - leeway.nbf) throw new JwtRefusal("claims", "invalid not before (nbf) claim: token not yet valid");
   const iat = claims.iat as number | undefined;
-  if (iat !== undefined && now < iat - leeway.iat) throw new PermissionDenied("error validating token: token issued in the future (iat)");
+  if (iat !== undefined && now < iat - leeway.iat) throw new JwtRefusal("claims", "invalid issued at (iat) claim: token issued in the future");
 }
 
 /** The `aud` claim as a list (it may be a string or an array). */

@@ -1,11 +1,16 @@
 import { z } from "zod";
-import { PermissionDenied, UserError, addressAllowed, authResultFromTokenFields, checkLoginAddress } from "../../../../src/sdk/index.js";
+import { UserError, addressAllowed, authResultFromTokenFields, checkLoginAddress } from "../../../../src/sdk/index.js";
 import type { HandlerRequest, HandlerResponse, PathDefinition } from "../../../../src/sdk/index.js";
 import { expired, type AppRoleStore, type SecretIdEntry } from "../store.js";
 
 const loginSchema = z.object({ role_id: z.string().optional(), secret_id: z.string().optional() });
 
-/** Vault's wording: one message for an unknown role ID and an unknown or used-up secret ID. */
+/**
+ * Vault's wording and status: one message for an unknown role ID and an unknown, expired or used-up
+ * secret ID, answered 400 (Vault returns `logical.ErrorResponse` with `ErrInvalidCredentials`, which
+ * its HTTP layer maps to 400; hvac raises `InvalidRequest`). Only the token's own `token_bound_cidrs`
+ * refuse with 403 `permission denied`, as the other methods do.
+ */
 const INVALID = "invalid role or secret ID";
 
 async function login(store: AppRoleStore, req: HandlerRequest<z.infer<typeof loginSchema>>): Promise<HandlerResponse> {
@@ -13,9 +18,13 @@ async function login(store: AppRoleStore, req: HandlerRequest<z.infer<typeof log
   if (!roleId) throw new UserError("missing role_id");
   const name = await store.roleNameById(roleId);
   const role = name ? await store.roles.get(name) : undefined;
-  if (!role || role.role_id !== roleId) throw new PermissionDenied(INVALID);
+  if (!role || role.role_id !== roleId) throw new UserError(INVALID);
   const remote = req.connection.remoteAddress;
-  if (!addressAllowed(remote, role.secret_id_bound_cidrs)) throw new PermissionDenied("source address unauthorized through CIDR restrictions on the role");
+  // Judged only once the secret ID is known good (as Vault does), so the answer never tells a caller
+  // without the secret ID that the role ID exists; and judged before a use is taken.
+  const checkRoleCidrs = () => {
+    if (!addressAllowed(remote, role.secret_id_bound_cidrs)) throw new UserError(`source address ${JSON.stringify(remote)} unauthorized by CIDR restrictions on the role`);
+  };
 
   let secret: SecretIdEntry | undefined;
   if (role.bind_secret_id) {
@@ -30,7 +39,8 @@ async function login(store: AppRoleStore, req: HandlerRequest<z.infer<typeof log
         await store.deleteSecretId(role.name, h, e.secret_id_accessor);
         return undefined;
       }
-      if (!addressAllowed(remote, e.cidr_list)) throw new PermissionDenied("source address unauthorized through CIDR restrictions on the secret ID");
+      checkRoleCidrs();
+      if (!addressAllowed(remote, e.cidr_list)) throw new UserError(`source address ${JSON.stringify(remote)} unauthorized through CIDR restrictions on the secret ID`);
       checkLoginAddress({ token_bound_cidrs: e.token_bound_cidrs.length ? e.token_bound_cidrs : role.token_bound_cidrs }, remote);
       if (e.secret_id_num_uses === 1) {
         await store.deleteSecretId(role.name, h, e.secret_id_accessor);
@@ -39,8 +49,9 @@ async function login(store: AppRoleStore, req: HandlerRequest<z.infer<typeof log
       }
       return e;
     });
-    if (!secret) throw new PermissionDenied(INVALID);
+    if (!secret) throw new UserError(INVALID);
   } else {
+    checkRoleCidrs();
     checkLoginAddress(role, remote);
   }
 

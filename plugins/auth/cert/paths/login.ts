@@ -67,11 +67,11 @@ async function matchEntry(certs: NamedRecords<CertRole>, anchors: AnchorCache, o
   if (!trusted.length) {
     // The client gets Vault's generic answer; the operator gets the reason per entry.
     logger.info({ subject: p.leaf.cert.subject, refusals }, "cert login refused: no trusted certification path");
-    throw new PermissionDenied(UNTRUSTED);
+    throw new UserError(UNTRUSTED);
   }
   const id = identityOf(p.leaf);
   const role = trusted.find((r) => matchesConstraints(id, r));
-  if (!role) throw new PermissionDenied(NO_MATCH);
+  if (!role) throw new UserError(NO_MATCH);
   return { role, id };
 }
 

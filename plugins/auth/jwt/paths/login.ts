@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { PermissionDenied, UserError, authResultFromTokenFields, checkLoginAddress } from "../../../../src/sdk/index.js";
+import { UserError, authResultFromTokenFields, checkLoginAddress } from "../../../../src/sdk/index.js";
 import type { HandlerRequest, HandlerResponse, PathDefinition } from "../../../../src/sdk/index.js";
 import { NamedRecords, roleNameOf } from "../../shared/roles.js";
 import { audiencesOf, checkTimeClaims, verifyJwtSignature } from "../../shared/jwt.js";
@@ -9,6 +9,11 @@ import { leewaysOf, type JwtRole } from "./role.js";
 
 const loginSchema = z.object({ role: z.string().optional(), jwt: z.string().optional() });
 
+/**
+ * Status codes as Vault's jwt method answers them: every refusal of the token or its claims is a
+ * 400 (`logical.ErrorResponse`; hvac raises `InvalidRequest`). Only a caller outside the role's
+ * `token_bound_cidrs` gets 403 `permission denied` (`logical.ErrPermissionDenied`).
+ */
 async function login(req: HandlerRequest<z.infer<typeof loginSchema>>, roles: NamedRecords<JwtRole>, validator: () => Promise<Validator | undefined>): Promise<HandlerResponse> {
   const v = await validator();
   if (!v) throw new UserError("could not load configuration: write auth/<mount>/config first");
@@ -20,21 +25,21 @@ async function login(req: HandlerRequest<z.infer<typeof loginSchema>>, roles: Na
   checkLoginAddress(role, req.connection.remoteAddress);
 
   const { claims } = await verifyJwtSignature(req.data.jwt, v.config.jwt_supported_algs, v.keys);
-  checkTimeClaims(claims, leewaysOf(role), { requireExp: true });
   const issuer = await v.issuer();
-  if (issuer !== undefined && claims.iss !== issuer) throw new PermissionDenied("error validating token: invalid issuer (iss) claim");
+  if (issuer !== undefined && claims.iss !== issuer) throw new UserError("error validating token: invalid issuer (iss) claim");
+  if (role.bound_subject && claims.sub !== role.bound_subject) throw new UserError("error validating token: invalid subject (sub) claim");
   const aud = audiencesOf(claims);
-  if (role.bound_audiences.length) {
-    if (!aud.some((a) => role.bound_audiences.includes(a))) throw new PermissionDenied("error validating token: invalid audience (aud) claim: audience claim does not match any expected audience");
-  } else if (claims.aud !== undefined) {
+  if (role.bound_audiences.length && !aud.some((a) => role.bound_audiences.includes(a))) throw new UserError("error validating token: invalid audience (aud) claim: audience claim does not match any expected audience");
+  // Vault's order: issuer, subject, audience, then the time claims.
+  checkTimeClaims(claims, leewaysOf(role), { requireExp: true });
+  if (!role.bound_audiences.length && claims.aud !== undefined) {
     // Vault refuses too: a token meant for some audience must not open a role that names none.
-    throw new PermissionDenied("error validating token: audience claim found in JWT but no audiences bound to the role");
+    throw new UserError("audience claim found in JWT but no audiences bound to the role");
   }
-  if (role.bound_subject && claims.sub !== role.bound_subject) throw new PermissionDenied("sub claim does not match bound subject");
   enforceBoundClaims(claims, role.bound_claims, role.bound_claims_type);
 
   const user = claimAt(claims, role.user_claim_json_pointer && !role.user_claim.startsWith("/") ? `/${role.user_claim}` : role.user_claim);
-  if (typeof user !== "string" && typeof user !== "number") throw new PermissionDenied(`claim ${JSON.stringify(role.user_claim)} not found in token`);
+  if (typeof user !== "string" && typeof user !== "number") throw new UserError(`claim ${JSON.stringify(role.user_claim)} not found in token`);
   const userName = String(user);
   return {
     auth: authResultFromTokenFields(role, {

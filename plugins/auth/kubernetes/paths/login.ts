@@ -2,7 +2,7 @@ import type { Logger } from "pino";
 import { z } from "zod";
 import { PermissionDenied, UserError, authResultFromTokenFields, checkLoginAddress, matchesAnyGlob } from "../../../../src/sdk/index.js";
 import type { HandlerRequest, HandlerResponse, PathDefinition } from "../../../../src/sdk/index.js";
-import { ASYMMETRIC_ALGS, audiencesOf, checkTimeClaims, decodeJwt, verifyJwtSignature, type KeySource } from "../../shared/jwt.js";
+import { ASYMMETRIC_ALGS, JwtRefusal, audiencesOf, checkTimeClaims, decodeJwt, verifyJwtSignature, type KeySource } from "../../shared/jwt.js";
 import { NamedRecords, roleNameOf } from "../../shared/roles.js";
 import { reviewCredentials, type KubeConfig } from "../config.js";
 import { serviceAccountOf } from "../service-account.js";
@@ -15,6 +15,17 @@ const loginSchema = z.object({ role: z.string().optional(), jwt: z.string().opti
 export interface KubeState {
   config: KubeConfig;
   pemKeys?: KeySource;
+}
+
+/**
+ * Vault's kubernetes method refuses a token with 403 (hvac raises `Forbidden`): `permission denied`
+ * for an unreadable or badly signed token and for a failed TokenReview, the validator's reason for
+ * a claim (time, issuer, audience), and `service account name not authorized` / `namespace not
+ * authorized` for the role's bindings. Missing fields and an unknown role are 400.
+ */
+function refusal(err: unknown): unknown {
+  if (!(err instanceof JwtRefusal)) return err;
+  return err.kind === "claims" ? new PermissionDenied(err.reason) : new PermissionDenied();
 }
 
 /** Clock skew tolerated between the cluster and the broker for `exp`/`nbf`/`iat`. */
@@ -32,13 +43,21 @@ async function login(req: HandlerRequest<z.infer<typeof loginSchema>>, roles: Na
   checkLoginAddress(role, req.connection.remoteAddress);
 
   // Local checks first: a token that fails them never reaches the cluster.
-  const { claims } = s.pemKeys ? await verifyJwtSignature(jwt, ASYMMETRIC_ALGS, s.pemKeys) : decodeJwt(jwt);
+  let claims: Record<string, unknown>;
+  try {
+    ({ claims } = s.pemKeys ? await verifyJwtSignature(jwt, ASYMMETRIC_ALGS, s.pemKeys) : decodeJwt(jwt));
+    // The validator's order: issuer, audience, then the time claims.
+    if (s.config.issuer && !s.config.disable_iss_validation && claims.iss !== s.config.issuer) throw new PermissionDenied("invalid issuer (iss) claim");
+    if (role.audience && !audiencesOf(claims).includes(role.audience)) throw new PermissionDenied("invalid audience (aud) claim: audience claim does not match any expected audience");
+    checkTimeClaims(claims, SKEW, { requireExp: false });
+  } catch (err) {
+    throw refusal(err);
+  }
   const sa = serviceAccountOf(claims);
-  checkTimeClaims(claims, SKEW, { requireExp: false });
-  if (s.config.issuer && !s.config.disable_iss_validation && claims.iss !== s.config.issuer) throw new PermissionDenied("invalid issuer (iss) claim");
-  if (role.audience && !audiencesOf(claims).includes(role.audience)) throw new PermissionDenied("invalid audience (aud) claim");
   if (!matchesAnyGlob(role.bound_service_account_names, sa.name)) throw new PermissionDenied("service account name not authorized");
   if (!matchesAnyGlob(role.bound_service_account_namespaces, sa.namespace)) throw new PermissionDenied("namespace not authorized");
+  // However the bindings are written, a token that names no service account never reaches the cluster.
+  if (!sa.name || !sa.namespace) throw new PermissionDenied("service account name not authorized");
 
   const creds = await reviewCredentials(s.config, jwt);
   const { uid } = await reviewToken({ host: s.config.kubernetes_host, ...creds }, jwt, sa, role.audience, logger);

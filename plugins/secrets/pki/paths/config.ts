@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { UserError, zBool, zCommaList, zDuration } from "../../../../src/sdk/index.js";
+import { UserError, formatDuration, parseDuration, zBool, zCommaList, zDuration } from "../../../../src/sdk/index.js";
 import type { HandlerRequest, HandlerResponse, PathDefinition } from "../../../../src/sdk/index.js";
 import type { PkiEngine } from "../engine.js";
 import type { AutoTidyConfig, CrlConfig, UrlsConfig } from "../model.js";
@@ -12,15 +12,30 @@ const urlsSchema = z.object({
   enable_templating: zBool.optional(),
 });
 
+/**
+ * A duration Vault stores as the string it was given (`config/crl` keeps `expiry: "48h"` and reads
+ * back `"48h"`, never `"48h0m0s"`): the seconds for our own use, and the text to read back. A bare
+ * number (which Vault's string field would refuse) is read back in Go's form.
+ */
+const zDurationText = z.union([z.number(), z.string()]).transform((v, ctx) => {
+  try {
+    const seconds = parseDuration(v);
+    return { seconds, text: typeof v === "string" ? v : formatDuration(seconds) };
+  } catch (e) {
+    ctx.addIssue({ code: "custom", message: (e as Error).message.replace(/^duration: /, "") });
+    return z.NEVER;
+  }
+});
+
 const crlSchema = z.object({
-  expiry: zDuration.optional(),
+  expiry: zDurationText.optional(),
   disable: zBool.optional(),
   ocsp_disable: zBool.optional(),
-  ocsp_expiry: zDuration.optional(),
+  ocsp_expiry: zDurationText.optional(),
   auto_rebuild: zBool.optional(),
-  auto_rebuild_grace_period: zDuration.optional(),
+  auto_rebuild_grace_period: zDurationText.optional(),
   enable_delta: zBool.optional(),
-  delta_rebuild_interval: zDuration.optional(),
+  delta_rebuild_interval: zDurationText.optional(),
   cross_cluster_revocation: zBool.optional(),
   unified_crl: zBool.optional(),
   unified_crl_on_existing_paths: zBool.optional(),
@@ -52,16 +67,41 @@ function urlsOut(u: UrlsConfig): Record<string, unknown> {
   return { issuing_certificates: u.issuing_certificates, crl_distribution_points: u.crl_distribution_points, ocsp_servers: u.ocsp_servers, enable_templating: false };
 }
 
-function crlOut(c: CrlConfig): Record<string, unknown> {
+type CrlDurationField = "expiry" | "ocsp_expiry" | "auto_rebuild_grace_period";
+const CRL_DURATIONS: CrlDurationField[] = ["expiry", "ocsp_expiry", "auto_rebuild_grace_period"];
+
+/** Vault's defaults, as Vault prints them. */
+const CRL_DEFAULT_TEXT: Record<CrlDurationField, { seconds: number; text: string }> = {
+  expiry: { seconds: 72 * 3600, text: "72h" },
+  ocsp_expiry: { seconds: 12 * 3600, text: "12h" },
+  auto_rebuild_grace_period: { seconds: 12 * 3600, text: "12h" },
+};
+
+/**
+ * The CRL config as stored: the engine's record plus, per duration field, the text it was written
+ * as. The engine persists the whole record as JSON and hands it back as read, so the texts travel
+ * with the seconds they describe.
+ */
+type StoredCrlConfig = CrlConfig & { written_as?: Partial<Record<CrlDurationField, string>> };
+
+/** The text to read back: as written; Vault's default spelling for an untouched default; else Go's form. */
+function crlDurationText(c: StoredCrlConfig, field: CrlDurationField): string {
+  const written = c.written_as?.[field];
+  if (written !== undefined) return written;
+  const d = CRL_DEFAULT_TEXT[field];
+  return c[field] === d.seconds ? d.text : durationOut(c[field]);
+}
+
+function crlOut(c: StoredCrlConfig): Record<string, unknown> {
   return {
-    expiry: durationOut(c.expiry),
+    expiry: crlDurationText(c, "expiry"),
     disable: c.disable,
     ocsp_disable: c.ocsp_disable,
-    ocsp_expiry: durationOut(c.ocsp_expiry),
+    ocsp_expiry: crlDurationText(c, "ocsp_expiry"),
     auto_rebuild: c.auto_rebuild,
-    auto_rebuild_grace_period: durationOut(c.auto_rebuild_grace_period),
+    auto_rebuild_grace_period: crlDurationText(c, "auto_rebuild_grace_period"),
     enable_delta: false,
-    delta_rebuild_interval: "15m0s",
+    delta_rebuild_interval: "15m",
     cross_cluster_revocation: false,
     unified_crl: false,
     unified_crl_on_existing_paths: false,
@@ -117,13 +157,18 @@ export function configPaths(engine: PkiEngine): PathDefinition[] {
             const d = req.data;
             if (d.enable_delta) throw new UserError("delta CRLs are not supported");
             if (d.unified_crl || d.unified_crl_on_existing_paths || d.cross_cluster_revocation) throw new UserError("unified and cross-cluster revocation are Vault Enterprise features and are not supported");
-            const next: CrlConfig = { ...(await engine.crlConfig()) };
-            if (d.expiry !== undefined) next.expiry = d.expiry;
+            const current: StoredCrlConfig = await engine.crlConfig();
+            const writtenAs = { ...current.written_as };
+            const next: StoredCrlConfig = { ...current, written_as: writtenAs };
+            for (const field of CRL_DURATIONS) {
+              const v = d[field];
+              if (v === undefined) continue;
+              next[field] = v.seconds;
+              writtenAs[field] = v.text;
+            }
             if (d.disable !== undefined) next.disable = d.disable;
             if (d.ocsp_disable !== undefined) next.ocsp_disable = d.ocsp_disable;
-            if (d.ocsp_expiry !== undefined) next.ocsp_expiry = d.ocsp_expiry;
             if (d.auto_rebuild !== undefined) next.auto_rebuild = d.auto_rebuild;
-            if (d.auto_rebuild_grace_period !== undefined) next.auto_rebuild_grace_period = d.auto_rebuild_grace_period;
             if (next.expiry <= 0) throw new UserError("expiry must be positive");
             if (next.auto_rebuild && next.auto_rebuild_grace_period >= next.expiry) throw new UserError("auto_rebuild_grace_period must be shorter than expiry");
             await engine.setCrlConfig(next);
