@@ -325,6 +325,12 @@ describe("loadAgentConfig: defaults and accepted forms", () => {
     expect(load(`${AUTH}\nleasehold {\n  address = "http://127.0.0.1:8200"\n}`).server).toEqual({ block: "leasehold", address: "http://127.0.0.1:8200", tlsSkipVerify: false, numRetries: 12 });
   });
 
+  it("reads addresses (leasehold's extension) after address, in HCL and JSON", () => {
+    const hcl = load(`${AUTH}\nvault {\n  address   = "https://a.example:8200"\n  addresses = ["https://b.example:8200", " https://c.example:8200 "]\n}`).server;
+    expect([hcl.address, hcl.addresses]).toEqual(["https://a.example:8200", ["https://b.example:8200", "https://c.example:8200"]]);
+    expect(load(`${AUTH}\nvault {\n  addresses = ["http://127.0.0.1:8200"]\n}`).server).toEqual({ block: "vault", addresses: ["http://127.0.0.1:8200"], tlsSkipVerify: false, numRetries: 12 });
+  });
+
   it("reads num_retries 0 as the default and -1 as no retries", () => {
     expect(load(`${AUTH}\nvault {\n  retry { num_retries = 0 }\n}`).server.numRetries).toBe(12);
     expect(load(`${AUTH}\nvault {\n  retry { num_retries = -1 }\n}`).server.numRetries).toBe(0);
@@ -471,6 +477,10 @@ describe("loadAgentConfig: errors name the file, line and key", () => {
     ["vault as an attribute", `${AUTH}\nvault = "https://x"`, 'agent.hcl:6: vault: expected a block such as vault { ... }, got string "https://x"'],
     ["a misspelt vault key", `${AUTH}\nvault {\n  adress = "https://x:8200"\n}`, 'agent.hcl:7: unknown key "adress" in vault (did you mean "address"?)'],
     ["a vault address that is not a URL", `${AUTH}\nvault {\n  address = "leasehold:8200"\n}`, 'agent.hcl:7: vault: address must be a URL such as "https://leasehold.example:8200", got "leasehold:8200"'],
+    ["vault addresses that is not a list", `${AUTH}\nvault {\n  addresses = "https://a:8200,https://b:8200"\n}`, 'agent.hcl:7: vault: addresses must be a list of URLs such as ["https://a.example:8200", "https://b.example:8200"], got string "https://a:8200,https://b:8200"'],
+    ["an empty addresses list", `${AUTH}\nvault {\n  addresses = []\n}`, 'agent.hcl:7: vault: addresses must be a list of URLs such as ["https://a.example:8200", "https://b.example:8200"], got an empty list'],
+    ["a bad entry in addresses", `${AUTH}\nvault {\n  addresses = ["https://a:8200", "b:8200"]\n}`, 'agent.hcl:7: vault: addresses[1] must be a URL such as "https://leasehold.example:8200", got "b:8200"'],
+    ["address and addresses mixing http and https", `${AUTH}\nvault {\n  address = "https://a:8200"\n  addresses = ["http://b:8200"]\n}`, "agent.hcl:8: vault: address and addresses mix http and https: use https for every server, so a failover never sends the token over plain http"],
     ["a client certificate without its key", `${AUTH}\nleasehold {\n  client_cert = "/c.pem"\n}`, "agent.hcl:7: leasehold: client_key is required with client_cert"],
     ["tls_skip_verify that is not a boolean", `${AUTH}\nvault {\n  tls_skip_verify = "sometimes"\n}`, 'agent.hcl:7: vault: tls_skip_verify must be true or false, got string "sometimes"'],
     ["num_retries below -1", `${AUTH}\nvault {\n  retry {\n    num_retries = -2\n  }\n}`, "agent.hcl:8: vault retry: num_retries must be -1 (no retries), 0 (the default, 12) or more, got -2"],

@@ -27,6 +27,8 @@
  * of `exec { command, timeout }`.
  *
  * Values:
+ * - `vault.addresses` (leasehold's extension; Vault Agent has only `address`): a list of URLs of
+ *   the cluster's nodes, tried after `address` when a node cannot be reached or is sealed.
  * - `perms` and sink `mode`: a string such as "0640" or "640", or a number, whose digits are read
  *   as octal as written (HCL `0640` and `640` both mean rw-r-----); at most 0777.
  * - `exec.command`: a list is run as is (argv); a string is a shell command line (`/bin/sh -c`).
@@ -56,6 +58,8 @@ export interface AgentServerConfig {
   /** Which block it came from; undefined when the file has neither. */
   block?: "vault" | "leasehold";
   address?: string;
+  /** `addresses = [...]`, leasehold's extension (Vault Agent has only `address`): more nodes, tried after `address`. */
+  addresses?: string[];
   caCert?: string;
   clientCert?: string;
   clientKey?: string;
@@ -186,7 +190,7 @@ const NOT_SUPPORTED: Record<string, string> = {
   api_proxy: "leasehold agent has no API proxy: remove the api_proxy block",
   telemetry: "leasehold agent has no telemetry block",
 };
-const SERVER_KEYS = ["address", "ca_cert", "client_cert", "client_key", "tls_skip_verify", "retry"];
+const SERVER_KEYS = ["address", "addresses", "ca_cert", "client_cert", "client_key", "tls_skip_verify", "retry"];
 const RETRY_KEYS = ["num_retries"];
 const AUTO_AUTH_KEYS = ["method", "sink"];
 const METHOD_KEYS = ["type", "mount_path", "namespace", "config", "min_backoff", "max_backoff", "exit_on_err"];
@@ -370,6 +374,11 @@ class AgentConfigReader extends HclConfigReader {
     const body = blocks[0].body;
     this.checkKeys(body, SERVER_KEYS, name);
     if (body.address !== undefined) server.address = this.url(body, "address", name);
+    if (body.addresses !== undefined) server.addresses = this.urlList(body, "addresses", name);
+    const all = [...(server.address ? [server.address] : []), ...(server.addresses ?? [])];
+    if (new Set(all.map((a) => new URL(a).protocol)).size > 1) {
+      this.fail(body, server.addresses ? "addresses" : "address", `${name}: address and addresses mix http and https: use https for every server, so a failover never sends the token over plain http`);
+    }
     if (body.ca_cert !== undefined) server.caCert = this.string(body, "ca_cert", name);
     if (body.client_cert !== undefined) server.clientCert = this.string(body, "client_cert", name);
     if (body.client_key !== undefined) server.clientKey = this.string(body, "client_key", name);
@@ -390,6 +399,28 @@ class AgentConfigReader extends HclConfigReader {
       }
     }
     return server;
+  }
+
+  /** A non-empty list of http(s) URLs (`addresses = ["https://a:8200", "https://b:8200"]`). */
+  private urlList(body: HclObject, key: string, where: string): string[] {
+    const v = body[key];
+    if (!Array.isArray(v) || v.length === 0) {
+      const got = Array.isArray(v) ? "an empty list" : describeValue(v);
+      this.fail(body, key, `${where}: ${key} must be a list of URLs such as ["https://a.example:8200", "https://b.example:8200"], got ${got}`);
+    }
+    return v.map((entry, i) => {
+      if (typeof entry !== "string") this.fail(body, key, `${where}: ${key}[${i}] must be a string, got ${describeValue(entry)}`);
+      let url: URL | undefined;
+      try {
+        url = new URL(entry.trim());
+      } catch {
+        url = undefined;
+      }
+      if (!url || (url.protocol !== "https:" && url.protocol !== "http:") || !url.host) {
+        this.fail(body, key, `${where}: ${key}[${i}] must be a URL such as "https://leasehold.example:8200", got ${JSON.stringify(entry)}`);
+      }
+      return entry.trim();
+    });
   }
 
   private autoAuth(body: HclObject, server: AgentServerConfig): AutoAuthConfig {

@@ -66,12 +66,18 @@ export class ConnectionError extends Error {
   readonly address: string;
   /** Node's error code (`ECONNREFUSED`, `ENOTFOUND`, `DEPTH_ZERO_SELF_SIGNED_CERT`, ...) or `ETIMEDOUT`. */
   readonly code: string | undefined;
+  /**
+   * The server's certificate failed verification, or the TLS handshake failed (wrong scheme):
+   * a configuration mistake or an interception, never a node that is down, so no failover.
+   */
+  readonly tlsFailure: boolean;
 
-  constructor(message: string, init: { address: string; code?: string; cause?: unknown }) {
+  constructor(message: string, init: { address: string; code?: string; cause?: unknown; tlsFailure?: boolean }) {
     super(message, { cause: init.cause });
     this.name = "ConnectionError";
     this.address = init.address;
     this.code = init.code;
+    this.tlsFailure = init.tlsFailure ?? false;
   }
 }
 
@@ -101,6 +107,7 @@ export function connectionErrorFrom(err: unknown, address: string): ConnectionEr
   const detail = e?.message ?? String(err);
   const running = `is the server running at ${address}? set LEASEHOLD_ADDR (or -address) to the server's address`;
   let message: string;
+  let tlsFailure = false;
   if (code === "ECONNREFUSED") {
     message = `connection refused: ${running}`;
   } else if (code === "ENOTFOUND" || code === "EAI_AGAIN") {
@@ -108,12 +115,14 @@ export function connectionErrorFrom(err: unknown, address: string): ConnectionEr
   } else if (code === "ETIMEDOUT") {
     message = `no answer from ${address} in time: ${running}`;
   } else if (code !== undefined && TLS_VERIFY_CODES.has(code)) {
+    tlsFailure = true;
     message =
       `TLS verification of ${address} failed (${detail}): set LEASEHOLD_CACERT to the CA certificate ` +
       `that signed the server's certificate (LEASEHOLD_SKIP_VERIFY=true disables verification, for testing only)`;
   } else if (code === "EPROTO" || /wrong version number|packet length too long/i.test(detail)) {
     // OpenSSL's message spans lines and names its source files; the reason is what matters.
     const reason = /wrong version number/i.test(detail) ? "wrong version number" : detail.split("\n")[0];
+    tlsFailure = true;
     message = `TLS handshake with ${address} failed (${reason}): does the server speak plain http? check the scheme in LEASEHOLD_ADDR`;
   } else if (code === "ECONNRESET" || /socket hang up/i.test(detail)) {
     message =
@@ -122,5 +131,5 @@ export function connectionErrorFrom(err: unknown, address: string): ConnectionEr
   } else {
     message = `cannot reach ${address} (${detail}): ${running}`;
   }
-  return new ConnectionError(message, { address, code, cause: err });
+  return new ConnectionError(message, { address, code, cause: err, tlsFailure });
 }

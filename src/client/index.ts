@@ -1,5 +1,5 @@
 /** A typed client for the `/v1/` API, shared by the CLI, the agent and the application library. */
-export { LeaseholdClient, isRetryable } from "./client.js";
+export { LeaseholdClient, isRetryable, shouldFailOver } from "./client.js";
 export type { ClientOptions, ClientResponse, QueryValue, RequestOptions } from "./client.js";
 export {
   BadRequestError,

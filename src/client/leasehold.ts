@@ -2,7 +2,7 @@
  * `Leasehold`: the library applications use to fetch credentials at start-up and keep them
  * fresh, built on the same `LeaseholdClient` as the CLI and the agent.
  *
- *   const lh = new Leasehold();                       // LEASEHOLD_ADDR / VAULT_ADDR, CA, retries from the env
+ *   const lh = new Leasehold();                       // LEASEHOLD_ADDR / VAULT_ADDR (one or a list), CA, retries from the env
  *   await lh.login(kubernetesAuth({ role: "app" }));  // token renewed in the background
  *   const creds = await lh.database.creds("app");     // { data: { username, password }, lease_id, ... }
  *   lh.watch(creds, { onReplaced: (next) => reconnect(next.data) });
@@ -90,9 +90,16 @@ export class Leasehold {
 
   constructor(options: LeaseholdOptions = {}) {
     const { env = process.env, minBackoffMs, maxBackoffMs, ...clientOptions } = options;
-    const settings = resolveClientSettings(env, {}, homedir());
+    // Addresses given as options replace LEASEHOLD_ADDR/VAULT_ADDR entirely (a list is not merged with them).
+    const ownAddresses = clientOptions.address !== undefined || clientOptions.addresses !== undefined;
+    const settings = resolveClientSettings(ownAddresses ? { ...env, LEASEHOLD_ADDR: undefined, VAULT_ADDR: undefined } : env, {}, homedir());
     const defined = Object.fromEntries(Object.entries(clientOptions).filter(([, v]) => v !== undefined)) as Partial<ClientOptions>;
-    this.client = new LeaseholdClient({ ...clientOptionsFromSettings({ ...settings, token: env.LEASEHOLD_TOKEN || env.VAULT_TOKEN || undefined }), ...defined });
+    const fromEnv = clientOptionsFromSettings({ ...settings, token: env.LEASEHOLD_TOKEN || env.VAULT_TOKEN || undefined });
+    if (ownAddresses) {
+      fromEnv.address = undefined;
+      fromEnv.addresses = undefined;
+    }
+    this.client = new LeaseholdClient({ ...fromEnv, ...defined });
     this.minBackoffMs = minBackoffMs ?? 1_000;
     this.maxBackoffMs = maxBackoffMs ?? 60_000;
   }

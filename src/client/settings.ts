@@ -1,5 +1,6 @@
 import { readFileSync } from "node:fs";
 import { homedir } from "node:os";
+import { checkAddress, checkAddresses, parseAddressList } from "./addresses.js";
 import type { ClientOptions } from "./client.js";
 import { ClientConfigError } from "./errors.js";
 import { readTokenFile, tokenFilePath } from "./token-file.js";
@@ -9,7 +10,10 @@ export const DEFAULT_ADDRESS = "http://127.0.0.1:8200";
 
 /** Settings given on the command line; they beat every environment variable. */
 export interface ClientSettingsFlags {
+  /** One address, or several separated by commas (as `LEASEHOLD_ADDR`). */
   address?: string;
+  /** More addresses after `address` (the agent's `vault { addresses = [...] }`). */
+  addresses?: readonly string[];
   token?: string;
   namespace?: string;
   /** Path to (or PEM text of) the CA certificate. */
@@ -22,7 +26,10 @@ export interface ClientSettingsFlags {
 export type TokenSource = "flag" | "LEASEHOLD_TOKEN" | "VAULT_TOKEN" | "token-file";
 
 export interface ClientSettings {
+  /** The first of `addresses`. */
   address: string;
+  /** Every server address, tried in this order on connection failures (at least one). */
+  addresses: string[];
   addressSource: "flag" | "LEASEHOLD_ADDR" | "VAULT_ADDR" | "default";
   token: string | undefined;
   tokenSource: TokenSource | undefined;
@@ -48,7 +55,7 @@ type Env = Readonly<Record<string, string | undefined>>;
  * (so scripts and CI set up for Vault keep working), then the token file in `homeDir`.
  */
 export function resolveClientSettings(env: Env, flags: ClientSettingsFlags = {}, homeDir: string = homedir()): ClientSettings {
-  const address = pick(flags.address, env, "LEASEHOLD_ADDR", "VAULT_ADDR");
+  const address = pickAddresses(flags, env);
   let token = pick(flags.token, env, "LEASEHOLD_TOKEN", "VAULT_TOKEN") as { value: string; source: TokenSource } | undefined;
   if (!token) {
     const stored = readTokenFile(homeDir);
@@ -56,7 +63,8 @@ export function resolveClientSettings(env: Env, flags: ClientSettingsFlags = {},
   }
   const skip = flags.skipVerify ?? parseEnvBool(env, "LEASEHOLD_SKIP_VERIFY") ?? parseEnvBool(env, "VAULT_SKIP_VERIFY") ?? false;
   return {
-    address: address?.value ?? DEFAULT_ADDRESS,
+    address: address?.value[0] ?? DEFAULT_ADDRESS,
+    addresses: address?.value ?? [DEFAULT_ADDRESS],
     addressSource: (address?.source as ClientSettings["addressSource"]) ?? "default",
     token: token?.value,
     tokenSource: token?.source,
@@ -70,6 +78,21 @@ export function resolveClientSettings(env: Env, flags: ClientSettingsFlags = {},
   };
 }
 
+/**
+ * The flags' addresses (`address`, which may be a comma-separated list, then `addresses`) when
+ * any is given, else the first of `LEASEHOLD_ADDR`/`VAULT_ADDR` that is set, split at commas.
+ */
+function pickAddresses(flags: ClientSettingsFlags, env: Env): { value: string[]; source: string } | undefined {
+  const extra = flags.addresses ?? [];
+  if ((flags.address !== undefined && flags.address !== "") || extra.length > 0) {
+    const first = flags.address ? parseAddressList(flags.address, "address") : [];
+    const more = extra.map((a, i) => checkAddress(a, `addresses[${i}]`));
+    return { value: checkAddresses([...first, ...more], "the server addresses"), source: "flag" };
+  }
+  const raw = pick(undefined, env, "LEASEHOLD_ADDR", "VAULT_ADDR");
+  return raw && { value: parseAddressList(raw.value, raw.source), source: raw.source };
+}
+
 function parseRetries(raw: { value: string; source: string } | undefined): number {
   if (raw === undefined) return DEFAULT_MAX_RETRIES;
   const n = Number(raw.value);
@@ -80,7 +103,8 @@ function parseRetries(raw: { value: string; source: string } | undefined): numbe
 /** Client options for the settings, with certificate files read. */
 export function clientOptionsFromSettings(settings: ClientSettings, extra: Partial<ClientOptions> = {}): ClientOptions {
   return {
-    address: settings.address,
+    address: settings.addresses[0],
+    addresses: settings.addresses.slice(1),
     token: settings.token,
     namespace: settings.namespace,
     caCert: settings.caCert === undefined ? undefined : readPem(settings.caCert, "CA certificate"),

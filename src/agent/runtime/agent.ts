@@ -65,6 +65,7 @@ export class Agent {
     const server = config.server;
     const settings = resolveClientSettings(env, {
       address: server.address,
+      addresses: server.addresses,
       caCert: server.caCert,
       clientCert: method.type === "cert" && method.config.clientCert ? method.config.clientCert : server.clientCert,
       clientKey: method.type === "cert" && method.config.clientKey ? method.config.clientKey : server.clientKey,
@@ -77,6 +78,7 @@ export class Agent {
       retries: server.numRetries,
       retryMinMs: options.retryMinMs,
       retryMaxMs: options.retryMaxMs,
+      onFailover: ({ from, to, error }) => logger.warn({ from, to, error: error.message }, "server unavailable; failing over to the next address"),
     });
     this.tokens = new TokenKeeper({
       client: this.client,
@@ -106,7 +108,8 @@ export class Agent {
     const { config, logger } = this.options;
     if (config.pidFile) writeFileSync(config.pidFile, `${process.pid}\n`);
     try {
-      logger.info({ address: this.client.address, method: config.autoAuth.method.type, mount: config.autoAuth.method.mountPath }, "agent starting: logging in");
+      const addresses = this.client.addresses.length > 1 ? { addresses: this.client.addresses } : {};
+      logger.info({ address: this.client.address, ...addresses, method: config.autoAuth.method.type, mount: config.autoAuth.method.mountPath }, "agent starting: logging in");
       await this.tokens.start({ retry: !config.autoAuth.method.exitOnError, signal: this.abort.signal });
       const rendered = await this.firstRender();
       // A shutdown during the first render: no child may start after it (nobody would stop it).
