@@ -3,6 +3,8 @@ import net from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { RunningServer } from "../../src/server/run.js";
 import { startTestServer } from "../helpers/server.js";
+import { prng } from "../helpers/prng.js";
+import { ResponseReader } from "../helpers/raw-http.js";
 
 interface RawResponse {
   status: number;
@@ -50,74 +52,7 @@ function errorsOf(r: RawResponse): string[] {
   return body.errors as string[];
 }
 
-/** Reads HTTP/1.1 responses off a raw socket, one at a time (Content-Length or chunked). */
-class ResponseReader {
-  private buf = Buffer.alloc(0);
-  private wake?: () => void;
-  private closed = false;
-  constructor(sock: net.Socket) {
-    sock.on("data", (d: Buffer) => {
-      this.buf = Buffer.concat([this.buf, d]);
-      this.wake?.();
-    });
-    sock.on("close", () => {
-      this.closed = true;
-      this.wake?.();
-    });
-  }
-  private label = "";
-  private async more(): Promise<void> {
-    if (this.closed) throw new Error(`connection closed; unread: ${JSON.stringify(this.buf.toString("latin1"))}`);
-    let timer: NodeJS.Timeout | undefined;
-    await new Promise<void>((resolve, reject) => {
-      this.wake = resolve;
-      timer = setTimeout(() => reject(new Error(`${this.label}: no complete response within 5 s; got so far: ${JSON.stringify(this.buf.toString("latin1").slice(0, 500))}`)), 5000);
-    }).finally(() => clearTimeout(timer));
-    this.wake = undefined;
-  }
-  async next(label = "response"): Promise<{ status: number; headers: Record<string, string>; body: string }> {
-    this.label = label;
-    let end: number;
-    while ((end = this.buf.indexOf("\r\n\r\n")) === -1) await this.more();
-    const [statusLine, ...lines] = this.buf.subarray(0, end).toString("latin1").split("\r\n");
-    this.buf = this.buf.subarray(end + 4);
-    const headers: Record<string, string> = {};
-    for (const l of lines) headers[l.slice(0, l.indexOf(":")).toLowerCase()] = l.slice(l.indexOf(":") + 1).trim();
-    const status = Number(statusLine.split(" ")[1]);
-    let body = Buffer.alloc(0);
-    if (headers["content-length"] !== undefined) {
-      const n = Number(headers["content-length"]);
-      while (this.buf.length < n) await this.more();
-      body = this.buf.subarray(0, n);
-      this.buf = this.buf.subarray(n);
-    } else if (/chunked/i.test(headers["transfer-encoding"] ?? "")) {
-      const parts: Buffer[] = [];
-      for (;;) {
-        let lineEnd: number;
-        while ((lineEnd = this.buf.indexOf("\r\n")) === -1) await this.more();
-        const size = parseInt(this.buf.subarray(0, lineEnd).toString("latin1"), 16);
-        while (this.buf.length < lineEnd + 2 + size + 2) await this.more();
-        parts.push(this.buf.subarray(lineEnd + 2, lineEnd + 2 + size));
-        this.buf = this.buf.subarray(lineEnd + 2 + size + 2);
-        if (size === 0) break;
-      }
-      body = Buffer.concat(parts);
-    }
-    return { status, headers, body: body.toString("utf8") };
-  }
-}
 
-/** mulberry32: a small seeded PRNG, so a failing fuzz run reproduces. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 describe("bad input", () => {
   let server: RunningServer;

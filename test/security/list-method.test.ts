@@ -2,49 +2,9 @@ import net from "node:net";
 import type { Socket } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { RunningServer } from "../../src/server/run.js";
+import { ResponseReader } from "../helpers/raw-http.js";
 import { call, startTestServer } from "../helpers/server.js";
 
-/** Reads HTTP/1.1 responses (Content-Length bodies) off a raw socket, in order. */
-class Responses {
-  private buf = Buffer.alloc(0);
-  private wake?: () => void;
-  closed = false;
-  constructor(sock: Socket) {
-    sock.on("data", (d: Buffer) => {
-      this.buf = Buffer.concat([this.buf, d]);
-      this.wake?.();
-    });
-    sock.on("close", () => {
-      this.closed = true;
-      this.wake?.();
-    });
-  }
-  private async more(label: string): Promise<void> {
-    if (this.closed) throw new Error(`${label}: connection closed; unread: ${JSON.stringify(this.buf.toString("latin1"))}`);
-    let timer: NodeJS.Timeout | undefined;
-    await new Promise<void>((resolve, reject) => {
-      this.wake = resolve;
-      timer = setTimeout(() => reject(new Error(`${label}: no complete response within 5 s; got ${JSON.stringify(this.buf.toString("latin1").slice(0, 300))}`)), 5000);
-    }).finally(() => clearTimeout(timer));
-    this.wake = undefined;
-  }
-  async next(label = "response"): Promise<{ status: number; body: string }> {
-    let end: number;
-    while ((end = this.buf.indexOf("\r\n\r\n")) === -1) await this.more(label);
-    const head = this.buf.subarray(0, end).toString("latin1");
-    this.buf = this.buf.subarray(end + 4);
-    const n = Number(/\r\ncontent-length: *(\d+)/i.exec(head)?.[1] ?? "0");
-    while (this.buf.length < n) await this.more(label);
-    const body = this.buf.subarray(0, n).toString("utf8");
-    this.buf = this.buf.subarray(n);
-    return { status: Number(head.split(" ")[1]), body };
-  }
-  /** True when nothing more arrives within `ms` (the connection may close). */
-  async nothingWithin(ms: number): Promise<boolean> {
-    await new Promise((r) => setTimeout(r, ms));
-    return this.buf.length === 0;
-  }
-}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -64,11 +24,11 @@ describe("LIST rewrite (issue 15, item 11)", () => {
     await server.stop();
   });
 
-  const connect = async (): Promise<{ sock: Socket; res: Responses }> => {
+  const connect = async (): Promise<{ sock: Socket; res: ResponseReader }> => {
     const sock = net.connect(port, "127.0.0.1");
     sock.setNoDelay(true);
     await new Promise<void>((r) => sock.once("connect", () => r()));
-    return { sock, res: new Responses(sock) };
+    return { sock, res: new ResponseReader(sock) };
   };
   const list = (path: string) => `LIST /v1/${path} HTTP/1.1\r\nHost: x\r\nX-Vault-Token: root\r\n\r\n`;
   const post = (path: string, body: string) =>

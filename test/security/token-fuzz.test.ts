@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { RunningServer } from "../../src/server/run.js";
 import { call, startTestServer } from "../helpers/server.js";
+import { prng } from "../helpers/prng.js";
 
 /**
  * A seeded fuzz of token creation (issue 15): random parents (policies, sudo or not, use limits,
@@ -32,16 +33,6 @@ const ROLES: Record<string, Role> = {
 };
 const POLICIES = ["p1", "p2", "p3", "p4"];
 
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 describe("security: token creation fuzz", () => {
   let server: RunningServer;
