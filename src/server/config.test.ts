@@ -179,7 +179,7 @@ describe("loadServerConfig: valid configs", () => {
     ["Full", "FULL"],
   ])("reads synchronous = %j", (value, expected) => {
     const text = `storage "sqlite" {\n path = "/d.db"\n synchronous = "${value}"\n}\n${PLAIN_LISTENER}`;
-    expect(loadServerConfig(text, "l.hcl").storage.synchronous).toBe(expected);
+    expect(loadServerConfig(text, "l.hcl").storage).toMatchObject({ type: "sqlite", synchronous: expected });
   });
 
   it("reads lease TTLs as Go durations or seconds", () => {
@@ -239,8 +239,8 @@ describe("loadServerConfig: errors", () => {
       );
     });
 
-    it("supports only sqlite", () => {
-      expect(configError(`storage "raft" { path = "/raft" }\n${PLAIN_LISTENER}`)).toBe('leasehold.hcl:1: storage type "raft" is not supported (supported: sqlite)');
+    it("supports only sqlite and postgresql", () => {
+      expect(configError(`storage "raft" { path = "/raft" }\n${PLAIN_LISTENER}`)).toBe('leasehold.hcl:1: storage type "raft" is not supported (supported: sqlite, postgresql)');
     });
 
     it("requires a non-empty string path", () => {

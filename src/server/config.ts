@@ -2,6 +2,7 @@
  * The server config file: Vault-style HCL (or its JSON form), e.g.
  *
  *   storage "sqlite" { path = "/var/lib/leasehold/leasehold.db" }
+ *   # or: storage "postgresql" { connection_url = "postgres://leasehold:...@db:5432/leasehold" }
  *   listener "tcp" { address = "0.0.0.0:8200"  tls_cert_file = "..."  tls_key_file = "..." }
  *   seal "static" { key_file = "/etc/leasehold/unseal.key" }
  *   api_addr = "https://leasehold.example:8200"
@@ -29,6 +30,8 @@ import { UserError } from "../sdk/errors.js";
 import { parseDuration } from "../sdk/durations.js";
 import { hclBlocks, parseHclJson, parseHclWithPositions, positionOf, describeValue, type HclBlock, type HclObject, type HclValue } from "../hcl/parser.js";
 import { HclConfigReader, type ConfigLogLevel } from "../hcl/reader.js";
+import { PG_DEFAULT_HA_TABLE, PG_DEFAULT_MAX_PARALLEL, PG_DEFAULT_TABLE } from "../storage/postgres.js";
+import { SCHEMA_NAME, TABLE_NAME } from "../storage/postgres-schema.js";
 
 export interface ListenerConfig {
   /** `host:port`; IPv6 hosts in brackets (`[::1]:8200`). */
@@ -54,8 +57,25 @@ export interface ListenerConfig {
 
 export type LogLevel = ConfigLogLevel;
 
+/**
+ * `storage "postgresql"`: Vault's keys (`connection_url`, `table`, `max_parallel`, `ha_enabled`,
+ * `ha_table`, `max_idle_connections`) plus leasehold's `schema`. `connectionUrl` falls back to
+ * LEASEHOLD_PG_CONNECTION_URL, then VAULT_PG_CONNECTION_URL, when the key is absent.
+ */
+export interface PostgresStorageConfig {
+  type: "postgresql";
+  connectionUrl: string;
+  table: string;
+  schema?: string;
+  maxParallel: number;
+  /** Accepted and kept for the HA session; nothing uses it while `ha_enabled` must be false. */
+  haTable: string;
+}
+
+export type StorageConfig = { type: "sqlite"; path: string; synchronous: "NORMAL" | "FULL" } | PostgresStorageConfig;
+
 export interface ServerConfig {
-  storage: { type: "sqlite"; path: string; synchronous: "NORMAL" | "FULL" };
+  storage: StorageConfig;
   listeners: ListenerConfig[];
   /** Auto-unseal from a key file; without it the server starts sealed. */
   seal?: { type: "static"; keyFile: string };
@@ -85,6 +105,7 @@ export const DEFAULT_CLUSTER_NAME = "leasehold";
 
 const TOP_LEVEL_KEYS = ["storage", "listener", "seal", "api_addr", "cluster_name", "default_lease_ttl", "max_lease_ttl", "log_level", "disable_mlock", "ui", "disable_revocation", "lease_count_warning_threshold", "lease_revoke_retry_base", "lease_revoke_retry_cap", "lease_revoke_max_attempts", "login_rate_limit", "login_rate_limit_burst", "allow_audit_log_prefixing"];
 const STORAGE_KEYS = ["path", "synchronous"];
+const PG_STORAGE_KEYS = ["connection_url", "table", "schema", "max_parallel", "max_idle_connections", "ha_enabled", "ha_table"];
 const LISTENER_KEYS = ["address", "tls_disable", "tls_cert_file", "tls_key_file", "tls_client_ca_file", "http_read_header_timeout", "http_read_timeout", "http_write_timeout", "http_idle_timeout", "max_request_duration", "max_request_size"];
 /** Listener durations (`listener "tcp"`): key → field, in ms. */
 const LISTENER_DURATIONS = [
@@ -232,7 +253,8 @@ class ConfigReader extends HclConfigReader {
   }
 
   private storage(block: HclBlock): ServerConfig["storage"] {
-    this.blockType(block, "storage", "sqlite");
+    if (block.labels[0] === "postgresql") return this.postgresStorage(block.body);
+    if (block.labels[0] !== "sqlite") this.fail(block.body, undefined, `storage type ${JSON.stringify(block.labels[0])} is not supported (supported: sqlite, postgresql)`);
     const where = 'storage "sqlite"';
     const body = block.body;
     this.checkKeys(body, STORAGE_KEYS, where);
@@ -247,6 +269,41 @@ class ConfigReader extends HclConfigReader {
       synchronous = value === "full" ? "FULL" : "NORMAL";
     }
     return { type: "sqlite", path, synchronous };
+  }
+
+  private postgresStorage(body: HclObject): PostgresStorageConfig {
+    const where = 'storage "postgresql"';
+    this.checkKeys(body, PG_STORAGE_KEYS, where);
+    if (body.ha_enabled !== undefined && this.bool(body, "ha_enabled", where)) {
+      this.fail(body, "ha_enabled", `${where}: ha_enabled = true is not available yet: leasehold runs a single node on PostgreSQL for now (high availability comes in a later release); remove ha_enabled or set it to false`);
+    }
+    let connectionUrl = body.connection_url === undefined ? undefined : this.string(body, "connection_url", where);
+    connectionUrl ??= process.env.LEASEHOLD_PG_CONNECTION_URL || process.env.VAULT_PG_CONNECTION_URL || undefined;
+    if (connectionUrl === undefined) {
+      this.fail(body, undefined, `${where}: connection_url is required (or set LEASEHOLD_PG_CONNECTION_URL), e.g. "postgres://leasehold:PASSWORD@db.example:5432/leasehold?sslmode=verify-full"`);
+    }
+    if (!/^postgres(ql)?:\/\//i.test(connectionUrl)) {
+      // Never echo the value: it may carry a password.
+      this.fail(body, body.connection_url === undefined ? undefined : "connection_url", `${where}: connection_url must be a URL starting with postgres:// or postgresql://`);
+    }
+    const name = (key: "table" | "ha_table" | "schema", pattern: RegExp, fallback: string) => {
+      if (body[key] === undefined) return fallback;
+      const v = this.string(body, key, where);
+      if (!pattern.test(v)) this.fail(body, key, `${where}: ${key} must be letters, digits and _, starting with a letter or _ (at most ${key === "schema" ? 63 : 40}), got ${JSON.stringify(v)}`);
+      return v;
+    };
+    const config: PostgresStorageConfig = {
+      type: "postgresql",
+      connectionUrl,
+      table: name("table", TABLE_NAME, PG_DEFAULT_TABLE),
+      maxParallel: body.max_parallel === undefined ? PG_DEFAULT_MAX_PARALLEL : this.positiveInt(body, "max_parallel"),
+      haTable: name("ha_table", TABLE_NAME, PG_DEFAULT_HA_TABLE),
+    };
+    if (body.schema !== undefined) config.schema = name("schema", SCHEMA_NAME, "");
+    // Vault's idle-connection cap; node-postgres closes idle connections after 10 s on its own.
+    const idle = body.max_idle_connections;
+    if (idle !== undefined && idle !== 0 && idle !== "0") this.positiveInt(body, "max_idle_connections");
+    return config;
   }
 
   private listener(block: HclBlock): ListenerConfig {

@@ -11,8 +11,10 @@ import type { PluginFactory } from "../sdk/types.js";
 import { loadStaticKey } from "../core/seal.js";
 import { isLeaseholdError } from "../sdk/errors.js";
 import { SqliteStorage } from "../storage/sqlite.js";
+import { PostgresStorage, describeConnection } from "../storage/postgres.js";
+import type { PhysicalStorage } from "../storage/types.js";
 import { buildApp, type AppLimits } from "./app.js";
-import { DEFAULT_LEASE_TTL_SECONDS, loadDevServerConfig, loadServerConfig, type ListenerConfig, type ServerConfig } from "./config.js";
+import { DEFAULT_LEASE_TTL_SECONDS, loadDevServerConfig, loadServerConfig, type ListenerConfig, type ServerConfig, type StorageConfig } from "./config.js";
 import { generateDevTls, type DevTlsFiles } from "./dev-tls.js";
 import { listen, type HttpTimeouts, type RunningListener } from "./listen.js";
 import { createLogger } from "./logger.js";
@@ -53,9 +55,25 @@ function readFile(path: string, what: string): string {
   }
 }
 
+/** The physical store a config's `storage` block names (PostgreSQL: connected and migrated). */
+async function openStorage(storage: StorageConfig, logger: Logger): Promise<PhysicalStorage> {
+  if (storage.type === "sqlite") return new SqliteStorage({ path: storage.path, synchronous: storage.synchronous });
+  return PostgresStorage.open({
+    connectionUrl: storage.connectionUrl,
+    table: storage.table,
+    schema: storage.schema,
+    maxParallel: storage.maxParallel,
+    onIdleError: (err) => logger.warn({ err: err.message }, "PostgreSQL storage: an idle connection failed; the next query reconnects"),
+  });
+}
+
+function describeStorage(storage: StorageConfig): string {
+  return storage.type === "sqlite" ? `sqlite ${storage.path}` : describeConnection(storage.connectionUrl);
+}
+
 /** Starts a server from a parsed config file. */
 export async function startConfiguredServer(config: ServerConfig, logger = createLogger(config.logLevel)): Promise<RunningServer> {
-  const physical = new SqliteStorage({ path: config.storage.path, synchronous: config.storage.synchronous });
+  const physical = await openStorage(config.storage, logger);
   const core = new Core({
     physical,
     plugins: builtinPlugins,
@@ -70,7 +88,13 @@ export async function startConfiguredServer(config: ServerConfig, logger = creat
     loginRateLimit: config.loginRateLimit,
     allowAuditLogPrefixing: config.allowAuditLogPrefixing,
   });
-  await core.start();
+  try {
+    await core.start();
+  } catch (err) {
+    // An open PostgreSQL pool would keep the process alive after the error is reported.
+    await physical.close().catch(() => undefined);
+    throw err;
+  }
   return running(core, await listenOrShutDown(core, logger, config.listeners), logger);
 }
 
@@ -226,7 +250,7 @@ export async function runServer(opts: ServerRunOptions): Promise<void> {
       if (opts.noRevoke) config.disableRevocation = true;
       server = await startConfiguredServer(config);
       process.stdout.write(
-        `==> leasehold server started on ${server.listeners.map((l) => l.url).join(", ")} (storage: sqlite ${config.storage.path})\n` +
+        `==> leasehold server started on ${server.listeners.map((l) => l.url).join(", ")} (storage: ${describeStorage(config.storage)})\n` +
           (server.core.sealed ? "    The server is sealed: run `leasehold operator init` (first start) or `leasehold operator unseal`.\n" : ""),
       );
     }
