@@ -246,6 +246,8 @@ export class Core {
     const segs = p.split("/");
     if (segs[segs.length - 1] === "") segs.pop();
     if (p === "" || segs.some((s) => s === "" || s === "." || s === "..")) throw new UserError(`invalid request path ${JSON.stringify(path)}: empty, '.' and '..' segments are not allowed`);
+    // A NUL can name nothing: PostgreSQL text cannot hold it, and C-string consumers would cut there.
+    if (p.includes("\u0000")) throw new UserError(`invalid request path ${JSON.stringify(path)}: NUL characters are not allowed`);
     return p;
   }
 

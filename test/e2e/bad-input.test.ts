@@ -157,6 +157,7 @@ describe("bad input", () => {
       "/v1/secret/data/%2e%2e/x",
       "/v1/secret/data/%2E/x",
       "/v1/secret/data/a%2F%2Fb",
+      "/v1/secret/data/a%00b",
       "/v1/",
     ]) {
       for (const token of ["root", undefined]) {
