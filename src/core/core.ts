@@ -374,8 +374,8 @@ export class Core {
 
   /**
    * The checks `handle` makes before it needs the request body, for the HTTP layer to run before it
-   * reads one: a request that needs a token and has none, an unknown one, or one bound to other
-   * addresses is refused (and audited, without its body, which was never read) at the cost of a
+   * reads one: a request that needs a token and has none, an unknown one, one bound to other
+   * addresses, or one whose policies grant no capability the operation could need is refused (and audited, without its body, which was never read) at the cost of a
    * token lookup, instead of after its body was read, parsed and walked. It shares `route` with
    * `handle` and refuses nothing `handle` would accept; `handle` still makes every check itself.
    * Returns what the body size limit depends on.
@@ -391,6 +391,11 @@ export class Core {
       checkBoundCidrs(entry, req.connection.remoteAddress);
     } catch (err) {
       return await this.auditRefusal({ ...refused, token: req.token, entry }, err as Error);
+    }
+    // A write, patch or delete its policies can never allow here is refused before its body is read.
+    const ops: Operation[] = req.op === "write" ? ["create", "update"] : req.op === "patch" ? ["patch"] : req.op === "delete" ? ["delete"] : [];
+    if (ops.length && !entry.policies.includes("root") && !(await this.policies.aclFor(entry.policies)).grantsAny(path, ops)) {
+      return await this.auditRefusal({ ...refused, token: req.token, entry }, new PermissionDenied());
     }
     return { authenticated: true, ...shape };
   }

@@ -117,6 +117,18 @@ describe("request bodies (issue 15, item 5; item 19 client aborts)", () => {
     expect((await call(server.url, "GET", "secret/data/attack", { token: "root" })).status).toBe(404);
   }, 60_000);
 
+  it("a valid token that could never write here is refused before its body is read; a token that may write is not", async () => {
+    expect((await call(server.url, "PUT", "sys/policies/acl/reader", { token: "root", body: { policy: 'path "secret/data/*" { capabilities = ["read"] }\npath "secret/data/mine/*" { capabilities = ["create", "update"] }' } })).status).toBe(204);
+    const created = await call(server.url, "POST", "auth/token/create", { token: "root", body: { policies: ["reader"], ttl: "1h" } });
+    const token = created.body.auth.client_token as string;
+    const r = await rawPost(port, "/v1/secret/data/other", { "X-Vault-Token": token }, Buffer.from('{"data":{"x":"'), Buffer.alloc(MiB, 0x61), 16, Buffer.from('"}}'));
+    expect(r.status).toBe(403);
+    expect(r.bodyBytesSent).toBeLessThan(16 * MiB);
+    // Positive control: where the policy allows writes, the same token writes a large body.
+    const ok = await rawPost(port, "/v1/secret/data/mine/big", { "X-Vault-Token": token }, Buffer.from('{"data":{"x":"'), Buffer.alloc(MiB, 0x61), 2, Buffer.from('"}}'));
+    expect(ok.status, ok.body).toBe(200);
+  }, 60_000);
+
   it("with a valid token, a body of too many values is refused with 400 without stopping the server", async () => {
     const attack = rawPost(port, "/v1/secret/data/many", { "X-Vault-Token": "root" }, Buffer.from('{"data":{"x":['), TINY_ARRAYS, 31, Buffer.from("[]]}}"));
     const worstHealth = await slowestHealth(server.url, attack);

@@ -101,6 +101,18 @@ export class ACL {
   }
 
   /**
+   * Whether the deciding rule for `path` grants any of `ops`, looking at capabilities only (not
+   * sudo, parameters or wrapping). The HTTP layer asks this before it reads a body: a write the
+   * token could never make is refused unread, and nothing `allows` would admit is refused.
+   */
+  grantsAny(path: string, ops: readonly Operation[]): boolean {
+    if (this.isRoot) return true;
+    const rule = this.decide(path, false);
+    if (!rule || rule.capabilities.includes("deny")) return false;
+    return ops.some((op) => rule.capabilities.includes(op));
+  }
+
+  /**
    * Whether the token may do anything at all at or under `path` (a mount path such as
    * `secret/`): Vault's check before `sys/internal/ui/mounts` tells a token about a mount. True
    * when the rule deciding `path` grants something, or when any rule for a path under it does
