@@ -8,6 +8,7 @@ import { registerKv } from "./commands/kv.js";
 import { registerLease } from "./commands/lease.js";
 import { registerLogin } from "./commands/login.js";
 import { registerLogical } from "./commands/logical.js";
+import { registerOperatorMigrate } from "./commands/migrate.js";
 import { registerAudit, registerAuth, registerSecrets } from "./commands/mounts.js";
 import { registerOperator, registerStatus } from "./commands/operator.js";
 import { registerPolicy } from "./commands/policy.js";
@@ -43,6 +44,7 @@ export function buildProgram(io: CliIo): Command {
   registerAgent(program, io);
   registerStatus(program, io);
   registerOperator(program, io);
+  registerOperatorMigrate(program, io);
   registerLogin(program, io);
   registerLogical(program, io);
   registerToken(program, io);

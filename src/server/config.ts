@@ -140,6 +140,16 @@ export function loadDevServerConfig(text: string, fileName: string): DevServerCo
   return reader.readDev(root);
 }
 
+/**
+ * The storage blocks of a file that is not a server config: `leasehold operator migrate` reads
+ * `storage_source` and `storage_destination`, each exactly once and written as a server's `storage`
+ * block. Other top-level keys must be among `otherKeys`; the decoded file is returned for them.
+ */
+export function loadStorageBlocks<K extends string>(text: string, fileName: string, blockKeys: readonly K[], otherKeys: readonly string[]): { storage: Record<K, StorageConfig>; root: HclObject } {
+  const { reader, root } = configReader(text, fileName);
+  return { storage: reader.readStorageBlocks(root, blockKeys, otherKeys), root };
+}
+
 function configReader(text: string, fileName: string): { reader: ConfigReader; root: HclObject } {
   const isJson = fileName.toLowerCase().endsWith(".json") || text.trimStart().startsWith("{");
   if (isJson) return { reader: new ConfigReader(fileName, undefined), root: parseHclJson(text, fileName) };
@@ -167,6 +177,18 @@ class ConfigReader extends HclConfigReader {
     const config: ServerConfig = { storage, listeners, ...this.settings(root) };
     if (seal) config.seal = seal;
     return config;
+  }
+
+  readStorageBlocks<K extends string>(root: HclObject, keys: readonly K[], otherKeys: readonly string[]): Record<K, StorageConfig> {
+    this.checkKeys(root, [...keys, ...otherKeys], "");
+    const out = {} as Record<K, StorageConfig>;
+    for (const key of keys) {
+      const blocks = this.blocks(root, key);
+      if (blocks.length === 0) this.fail(undefined, undefined, `no ${key} block: add ${key} "sqlite" { path = "..." } or ${key} "postgresql" { connection_url = "..." }`);
+      if (blocks.length > 1) this.fail(blocks[1].body, undefined, `only one ${key} block is allowed (found ${blocks.length})`);
+      out[key] = this.storage(blocks[0]);
+    }
+    return out;
   }
 
   readDev(root: HclObject): DevServerConfig {

@@ -8,7 +8,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vi
 import { createTestDatabase, type TestDatabase } from "../../test/database/helpers.js";
 import { PostgresStorage } from "./postgres.js";
 import { SqliteStorage } from "./sqlite.js";
-import type { LeaseFilter, LeaseRow, LeaseState, PhysicalStorage } from "./types.js";
+import type { BulkStorage, LeaseFilter, LeaseRow, LeaseState, PhysicalStorage } from "./types.js";
 
 let pgDb: TestDatabase | undefined;
 let tables = 0;
@@ -20,7 +20,7 @@ afterAll(async () => {
   await pgDb?.drop();
 });
 
-const backends: { name: string; open: () => Promise<PhysicalStorage> }[] = [
+const backends: { name: string; open: () => Promise<PhysicalStorage & BulkStorage> }[] = [
   { name: "sqlite", open: async () => new SqliteStorage({ path: ":memory:" }) },
   // A new set of tables per test: every test starts from an empty store, as with `:memory:`.
   { name: "postgresql", open: () => PostgresStorage.open({ connectionUrl: pgDb!.url, table: `kv_${process.pid}_${++tables}`, maxParallel: 4 }) },
@@ -39,7 +39,7 @@ function lease(id: string, over: Partial<LeaseRow> = {}): LeaseRow {
 }
 
 describe.each(backends)("PhysicalStorage contract: $name", ({ open }) => {
-  let store: PhysicalStorage;
+  let store: PhysicalStorage & BulkStorage;
   const opened: PhysicalStorage[] = [];
   const fresh = async () => {
     store = await open();
@@ -121,6 +121,44 @@ describe.each(backends)("PhysicalStorage contract: $name", ({ open }) => {
       // Positive control: the same batch without the bad write goes through.
       await store.batch(broken.slice(0, 2));
       expect(await store.list("c/")).toEqual(["new"]);
+    });
+  });
+
+  describe("bulk copy (operator migrate)", () => {
+    it("pages every entry and lease row of a snapshot in key order, with all columns, and counts them", async () => {
+      await fresh();
+      const keys = ["b", "a/2", "a/1", "😀", "\uffff", "a/10", ""];
+      for (const k of keys) await store.put(k, Buffer.from([k.length, 0, 255]));
+      const rows = [lease("m/c/r/2", { creator: Buffer.from("sealed"), token_accessor: "mac", metadata: " t " }), lease("m/c/r/1"), lease("m/c/r/3", { state: "revoking", revoke_error: "x", due_at: null })];
+      for (const r of rows) await store.leases.insert(r);
+      const byBytes = (a: string, b: string) => Buffer.compare(Buffer.from(a), Buffer.from(b));
+      await store.snapshot(async (snap) => {
+        expect(await snap.size()).toEqual({ entries: 7, leases: 3 });
+        const first = await snap.entries(null, 3);
+        const rest = await snap.entries(first.at(-1)!.key, 10);
+        expect([...first, ...rest].map((e) => e.key)).toEqual([...keys].sort(byBytes));
+        expect(first[0]).toEqual({ key: "", value: Buffer.from([0, 0, 255]) });
+        expect(await snap.entries(rest.at(-1)!.key, 10)).toEqual([]);
+        const l1 = await snap.leaseRows(null, 2);
+        expect([...l1, ...(await snap.leaseRows(l1[1].id, 2))]).toEqual([{ ...rows[1], creator: null }, rows[0], { ...rows[2], creator: null }]);
+      });
+    });
+
+    it("loads entries and lease rows in one transaction, lease counts following, and nothing of a load that conflicts", async () => {
+      await fresh();
+      await store.load([{ key: "k/1", value: Buffer.from("one") }, { key: "k/2", value: Buffer.alloc(0) }], [lease("m/c/r/1", { creator: Buffer.from("s") }), lease("n/c/r/2", { mount: "n/", state: "pending" })]);
+      expect(await store.get("k/2")).toEqual(Buffer.alloc(0));
+      expect(await store.leases.get("m/c/r/1")).toEqual(lease("m/c/r/1", { creator: Buffer.from("s") }));
+      expect(await store.leases.stats()).toEqual({ byState: { active: 1, pending: 1 }, byMount: { "m/": 1, "n/": 1 } });
+      // A key already present is not overwritten: the whole load fails, its new rows included.
+      await expect(store.load([{ key: "k/3", value: Buffer.from("new") }, { key: "k/1", value: Buffer.from("clobber") }], [lease("m/c/r/9")])).rejects.toThrow();
+      await expect(store.load([], [lease("m/c/r/8"), lease("m/c/r/1")])).rejects.toThrow();
+      expect((await store.get("k/1"))?.toString()).toBe("one");
+      expect(await store.get("k/3")).toBeUndefined();
+      expect(await store.leases.get("m/c/r/9")).toBeUndefined();
+      expect(await store.leases.get("m/c/r/8")).toBeUndefined();
+      expect(await store.leases.count({})).toBe(2);
+      await store.load([], []);
     });
   });
 

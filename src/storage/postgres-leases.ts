@@ -1,7 +1,8 @@
 import { prefixUpperBound, type LeaseFilter, type LeaseRow, type LeaseState, type LeaseStore } from "./types.js";
 import type { PgExecutor, PgNames } from "./postgres-schema.js";
 
-const COLUMNS = [
+/** Every column of a lease row, in table order (bulk copies insert them all). */
+export const COLUMNS = [
   "id", "kind", "mount", "path", "role", "secret_type", "internal", "issue_time", "expire_time", "max_expire_time", "last_renewal",
   "renewable", "token_accessor", "auth_mount", "display_name", "metadata", "entity_id", "state", "revoke_attempts", "revoke_error", "due_at", "creator",
 ] as const;

@@ -1,7 +1,7 @@
 import pg from "pg";
-import { PostgresLeaseStore } from "./postgres-leases.js";
+import { COLUMNS as LEASE_COLUMNS, PostgresLeaseStore } from "./postgres-leases.js";
 import { PgExecutor, SCHEMA_NAME, migrate, pgNames, pgTypes, type PgNames, type WriteFence } from "./postgres-schema.js";
-import { immediateChildren, prefixUpperBound, type LeaseStore, type PhysicalStorage } from "./types.js";
+import { immediateChildren, prefixUpperBound, type BulkStorage, type LeaseRow, type LeaseStore, type PhysicalStorage, type StoreSnapshot, type StoredEntry } from "./types.js";
 
 /** Defaults of `storage "postgresql"`: Vault's table name would name Vault's (different) layout. */
 export const PG_DEFAULT_TABLE = "leasehold_kv_store";
@@ -22,7 +22,18 @@ export interface PostgresOptions {
   fence?: WriteFence;
   /** Errors of idle pooled connections (a restarted server); the next query reconnects. */
   onIdleError?: (err: Error) => void;
+  /** Fail instead of creating the tables when they do not exist (a migration's source). */
+  mustExist?: boolean;
+  /** `application_name` of the sessions (default `leasehold`); `operator migrate` tells its own apart. */
+  applicationName?: string;
 }
+
+/** Column types of the lease table, for `unnest` of one array per column in `load`. */
+const LEASE_COLUMN_TYPES: Record<(typeof LEASE_COLUMNS)[number], string> = {
+  id: "text", kind: "text", mount: "text", path: "text", role: "text", secret_type: "text", internal: "bytea", issue_time: "bigint", expire_time: "bigint",
+  max_expire_time: "bigint", last_renewal: "bigint", renewable: "smallint", token_accessor: "text", auth_mount: "text", display_name: "text", metadata: "text",
+  entity_id: "text", state: "text", revoke_attempts: "integer", revoke_error: "text", due_at: "bigint", creator: "bytea",
+};
 
 /** `postgresql://user@host:port/db`: the connection without its password, for messages and banners. */
 export function describeConnection(url: string): string {
@@ -39,7 +50,7 @@ export function describeConnection(url: string): string {
  * ordered key/value contract and lease table as SQLite, values opaque (the barrier encrypts above
  * this layer), schema created and migrated by the server itself.
  */
-export class PostgresStorage implements PhysicalStorage {
+export class PostgresStorage implements PhysicalStorage, BulkStorage {
   readonly kind = "postgresql";
   readonly leases: LeaseStore;
   private closed?: Promise<void>;
@@ -67,7 +78,7 @@ export class PostgresStorage implements PhysicalStorage {
       connectionString: opts.connectionUrl,
       max: opts.maxParallel ?? PG_DEFAULT_MAX_PARALLEL,
       types: pgTypes,
-      application_name: "leasehold",
+      application_name: opts.applicationName ?? "leasehold",
       // node-postgres waits forever for a connection by default: a blackholed database would hang
       // every request instead of failing it.
       connectionTimeoutMillis: 10_000,
@@ -78,6 +89,10 @@ export class PostgresStorage implements PhysicalStorage {
     try {
       const schema = await resolveSchema(pool, opts.schema);
       const names = pgNames(schema, opts.table ?? PG_DEFAULT_TABLE);
+      if (opts.mustExist) {
+        const { rows } = await pool.query<{ t: string | null }>("SELECT to_regclass($1)::text AS t", [names.kv]);
+        if (rows[0].t === null) throw new Error(`there is no table ${names.kv} (check table and schema in the storage block)`);
+      }
       await migrate(pool, names);
       return new PostgresStorage(pool, names, new PgExecutor(pool, opts.fence));
     } catch (err) {
@@ -115,6 +130,48 @@ export class PostgresStorage implements PhysicalStorage {
       for (const op of ops) {
         if (op.value === null) await tx.query({ name: "kv-delete", text: this.sql.del, values: [op.key] });
         else await tx.query({ name: "kv-put", text: this.sql.put, values: [op.key, op.value] });
+      }
+    });
+  }
+
+  async snapshot<T>(fn: (snap: StoreSnapshot) => Promise<T>): Promise<T> {
+    // One connection in a REPEATABLE READ transaction: every page reads the snapshot of its first query.
+    const client = await this.pool.connect();
+    let broken = false;
+    try {
+      await client.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+      const { kv, leases } = this.names;
+      const page = async <R extends pg.QueryResultRow>(table: string, cols: string, key: string, after: string | null, limit: number) =>
+        (after === null
+          ? await client.query<R>(`SELECT ${cols} FROM ${table} ORDER BY ${key} LIMIT $1`, [limit])
+          : await client.query<R>(`SELECT ${cols} FROM ${table} WHERE ${key} > $1 ORDER BY ${key} LIMIT $2`, [after, limit])
+        ).rows;
+      const out = await fn({
+        size: async () => (await client.query<{ entries: number; leases: number }>(`SELECT (SELECT COUNT(*) FROM ${kv}) AS entries, (SELECT COUNT(*) FROM ${leases}) AS leases`)).rows[0],
+        entries: (after, limit) => page<StoredEntry>(kv, "key, value", "key", after, limit),
+        leaseRows: (after, limit) => page<LeaseRow>(leases, "*", "id", after, limit),
+      });
+      await client.query("COMMIT");
+      return out;
+    } catch (err) {
+      await client.query("ROLLBACK").catch(() => (broken = true));
+      throw err;
+    } finally {
+      client.release(broken);
+    }
+  }
+
+  async load(entries: readonly StoredEntry[], leases: readonly LeaseRow[]): Promise<void> {
+    if (!entries.length && !leases.length) return;
+    // One statement per table, one array per column: a round trip per batch, not per row.
+    const cols = LEASE_COLUMNS.map((c, i) => `$${i + 1}::${LEASE_COLUMN_TYPES[c]}[]`).join(", ");
+    await this.db.write(async (tx) => {
+      if (entries.length) {
+        await tx.query({ text: `INSERT INTO ${this.names.kv} (key, value) SELECT * FROM unnest($1::text[], $2::bytea[])`, values: [entries.map((e) => e.key), entries.map((e) => e.value)] });
+      }
+      if (leases.length) {
+        const values = LEASE_COLUMNS.map((c) => leases.map((r) => r[c] ?? null));
+        await tx.query({ text: `INSERT INTO ${this.names.leases} (${LEASE_COLUMNS.join(", ")}) SELECT * FROM unnest(${cols})`, values });
       }
     });
   }

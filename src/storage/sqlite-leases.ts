@@ -84,7 +84,8 @@ export const LEASE_CREATOR_MIGRATION = `
   ALTER TABLE leases ADD COLUMN creator BLOB;
   CREATE INDEX leases_legacy_creator ON leases(id) WHERE creator IS NULL`;
 
-const COLUMNS = [
+/** Every column of a lease row, in table order (bulk copies insert them all). */
+export const COLUMNS = [
   "id", "kind", "mount", "path", "role", "secret_type", "internal", "issue_time", "expire_time", "max_expire_time", "last_renewal",
   "renewable", "token_accessor", "auth_mount", "display_name", "metadata", "entity_id", "state", "revoke_attempts", "revoke_error", "due_at", "creator",
 ] as const;

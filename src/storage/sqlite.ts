@@ -1,6 +1,6 @@
 import Database from "better-sqlite3";
-import { LEASE_COUNTS_MIGRATION, LEASE_CREATOR_MIGRATION, LEASE_MIGRATIONS, LEASE_ROWID_MIGRATION, SqliteLeaseStore } from "./sqlite-leases.js";
-import { immediateChildren, prefixUpperBound, type LeaseStore, type PhysicalStorage } from "./types.js";
+import { COLUMNS as LEASE_COLUMNS, LEASE_COUNTS_MIGRATION, LEASE_CREATOR_MIGRATION, LEASE_MIGRATIONS, LEASE_ROWID_MIGRATION, SqliteLeaseStore } from "./sqlite-leases.js";
+import { immediateChildren, prefixUpperBound, type BulkStorage, type LeaseRow, type LeaseStore, type PhysicalStorage, type StoreSnapshot, type StoredEntry } from "./types.js";
 
 /** Schema migrations, applied in order and recorded in `schema_migrations`. Append only. */
 const MIGRATIONS: string[] = [
@@ -27,17 +27,37 @@ export interface SqliteOptions {
    * `FULL` fsyncs every commit.
    */
   synchronous?: "NORMAL" | "FULL";
+  /** Fail instead of creating a new, empty database when the file does not exist (a migration's source). */
+  mustExist?: boolean;
+  /**
+   * Take the file for this connection alone (`locking_mode = EXCLUSIVE`), as `operator migrate`
+   * does: opening fails with SQLITE_BUSY while another process (a running server) has the file
+   * open, and no other process can open it until this connection closes.
+   */
+  exclusive?: boolean;
 }
 
 /** The embedded store: one SQLite file in WAL mode, prepared statements, migrations in code. */
-export class SqliteStorage implements PhysicalStorage {
+export class SqliteStorage implements PhysicalStorage, BulkStorage {
   readonly kind = "sqlite";
   readonly db: Database.Database;
   readonly leases: LeaseStore;
   private readonly stmts;
 
   constructor(opts: SqliteOptions) {
-    this.db = new Database(opts.path);
+    this.db = new Database(opts.path, { fileMustExist: opts.mustExist === true });
+    if (opts.exclusive) {
+      // Before the first access: in WAL mode every open connection holds a shared lock on the file,
+      // so taking the exclusive lock here is what tells us another process has it open.
+      this.db.pragma("locking_mode = EXCLUSIVE");
+      this.db.pragma("busy_timeout = 1000");
+      try {
+        this.db.exec("BEGIN EXCLUSIVE; COMMIT");
+      } catch (err) {
+        this.db.close();
+        throw err;
+      }
+    }
     if (opts.path !== ":memory:") this.db.pragma("journal_mode = WAL");
     this.db.pragma(`synchronous = ${opts.synchronous ?? "NORMAL"}`);
     this.db.pragma("busy_timeout = 5000");
@@ -52,6 +72,13 @@ export class SqliteStorage implements PhysicalStorage {
       del: this.db.prepare("DELETE FROM kv WHERE key = ?"),
       range: this.db.prepare<[string, string], { key: string }>("SELECT key FROM kv WHERE key >= ? AND key < ? ORDER BY key"),
       rangeFrom: this.db.prepare<[string], { key: string }>("SELECT key FROM kv WHERE key >= ? ORDER BY key"),
+      scanFirst: this.db.prepare<[number], StoredEntry>("SELECT key, value FROM kv ORDER BY key LIMIT ?"),
+      scanAfter: this.db.prepare<[string, number], StoredEntry>("SELECT key, value FROM kv WHERE key > ? ORDER BY key LIMIT ?"),
+      leaseFirst: this.db.prepare<[number], LeaseRow>("SELECT * FROM leases ORDER BY id LIMIT ?"),
+      leaseAfter: this.db.prepare<[string, number], LeaseRow>("SELECT * FROM leases WHERE id > ? ORDER BY id LIMIT ?"),
+      size: this.db.prepare<[], { entries: number; leases: number }>("SELECT (SELECT COUNT(*) FROM kv) AS entries, (SELECT COUNT(*) FROM leases) AS leases"),
+      insertEntry: this.db.prepare("INSERT INTO kv (key, value) VALUES (?, ?)"),
+      insertLease: this.db.prepare(`INSERT INTO leases (${LEASE_COLUMNS.join(", ")}) VALUES (${LEASE_COLUMNS.map((c) => `@${c}`).join(", ")})`),
     };
   }
 
@@ -92,6 +119,28 @@ export class SqliteStorage implements PhysicalStorage {
         if (op.value === null) this.stmts.del.run(op.key);
         else this.stmts.put.run(op.key, op.value);
       }
+    })();
+  }
+
+  async snapshot<T>(fn: (snap: StoreSnapshot) => Promise<T>): Promise<T> {
+    // One read transaction: in WAL mode its first read fixes the snapshot every later page sees.
+    this.db.exec("BEGIN");
+    try {
+      const s = this.stmts;
+      return await fn({
+        size: async () => s.size.get()!,
+        entries: async (after, limit) => (after === null ? s.scanFirst.all(limit) : s.scanAfter.all(after, limit)),
+        leaseRows: async (after, limit) => (after === null ? s.leaseFirst.all(limit) : s.leaseAfter.all(after, limit)),
+      });
+    } finally {
+      if (this.db.inTransaction) this.db.exec("COMMIT");
+    }
+  }
+
+  async load(entries: readonly StoredEntry[], leases: readonly LeaseRow[]): Promise<void> {
+    this.db.transaction(() => {
+      for (const e of entries) this.stmts.insertEntry.run(e.key, e.value);
+      for (const r of leases) this.stmts.insertLease.run({ creator: null, ...r });
     })();
   }
 

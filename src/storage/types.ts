@@ -163,3 +163,37 @@ export interface LeaseStore {
    */
   rewriteCreators(rows: { id: string; token_accessor: string; display_name: string; metadata: string; creator: Buffer }[], finish: boolean): Promise<void>;
 }
+
+/** One key/value entry as stored (the value is barrier ciphertext, copied as is). */
+export interface StoredEntry {
+  key: string;
+  value: Buffer;
+}
+
+/**
+ * A read-only view of the whole store as of one instant (one read transaction), paged in key and
+ * lease-id order. `after` is the last key or id of the previous page, null for the first page.
+ */
+export interface StoreSnapshot {
+  /** Rows in the two tables (counted, not read from the trigger-kept lease counts). */
+  size(): Promise<{ entries: number; leases: number }>;
+  entries(after: string | null, limit: number): Promise<StoredEntry[]>;
+  /** Lease rows with every column, `creator` included (null on legacy rows). */
+  leaseRows(after: string | null, limit: number): Promise<LeaseRow[]>;
+}
+
+/**
+ * Whole-store copy, for `leasehold operator migrate` (src/storage/migrate.ts): both backends
+ * implement it besides `PhysicalStorage`. Not part of the core's contract: the core never needs
+ * to see every key at once.
+ */
+export interface BulkStorage {
+  /** Runs `fn` on one consistent snapshot of the store, released when `fn` settles. */
+  snapshot<T>(fn: (snap: StoreSnapshot) => Promise<T>): Promise<T>;
+  /**
+   * Inserts entries and lease rows (every column as given) in one transaction. Plain inserts: a
+   * key or lease id already present fails the whole call instead of being overwritten. The
+   * lease counts follow through the same triggers as single inserts.
+   */
+  load(entries: readonly StoredEntry[], leases: readonly LeaseRow[]): Promise<void>;
+}
