@@ -16,6 +16,8 @@ export interface PgNames {
   counts: string;
   migrations: string;
   countsFn: string;
+  /** The HA lock table (`ha_table`); it may be shared by several clusters, one row per `prefix`. */
+  ha: string;
   /** Unquoted prefix for index and trigger names (they live in the table's schema). */
   prefix: string;
   /** Key of the advisory lock that serialises migrations of this set of tables. */
@@ -26,8 +28,9 @@ export interface PgNames {
 export const TABLE_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,39}$/;
 export const SCHEMA_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
 
-export function pgNames(schema: string, table: string): PgNames {
+export function pgNames(schema: string, table: string, haTable = "leasehold_ha_locks"): PgNames {
   if (!TABLE_NAME.test(table)) throw new Error(`PostgreSQL storage: table ${JSON.stringify(table)} must be letters, digits and _ (at most 40)`);
+  if (!TABLE_NAME.test(haTable)) throw new Error(`PostgreSQL storage: ha_table ${JSON.stringify(haTable)} must be letters, digits and _ (at most 40)`);
   const s = pg.escapeIdentifier(schema);
   const q = (name: string) => `${s}.${pg.escapeIdentifier(name)}`;
   return {
@@ -37,6 +40,7 @@ export function pgNames(schema: string, table: string): PgNames {
     counts: q(`${table}_lease_counts`),
     migrations: q(`${table}_migrations`),
     countsFn: q(`${table}_lease_counts_fn`),
+    ha: q(haTable),
     prefix: table,
     lockKey: `leasehold-migrate:${schema}.${table}`,
   };
@@ -118,6 +122,21 @@ export function migrations(n: PgNames): string[] {
      CREATE TRIGGER ${ix("counts_delete")} AFTER DELETE ON ${n.leases} FOR EACH ROW EXECUTE FUNCTION ${n.countsFn}();
      CREATE TRIGGER ${ix("counts_update")} AFTER UPDATE OF mount, state ON ${n.leases} FOR EACH ROW
        WHEN (OLD.mount IS DISTINCT FROM NEW.mount OR OLD.state IS DISTINCT FROM NEW.state) EXECUTE FUNCTION ${n.countsFn}()`,
+    // The HA lock (src/cluster/lock.ts). Only `lock_key` is a key column: renewals and hand-overs
+    // update the others, so a renewal takes FOR NO KEY UPDATE, which does not wait for the writers'
+    // FOR KEY SHARE fence. IF NOT EXISTS: clusters with other `table`s may share the ha_table.
+    `CREATE TABLE IF NOT EXISTS ${n.ha} (
+       lock_key text COLLATE "C" PRIMARY KEY,
+       holder text NOT NULL DEFAULT '',
+       api_addr text NOT NULL DEFAULT '',
+       cluster_addr text NOT NULL DEFAULT '',
+       epoch bigint NOT NULL DEFAULT 0,
+       holder_session text NOT NULL DEFAULT '',
+       acquired_at timestamptz,
+       renewed_at timestamptz,
+       valid_until timestamptz NOT NULL DEFAULT '-infinity'
+     );
+     INSERT INTO ${n.ha} (lock_key) VALUES (${pg.escapeLiteral(n.prefix)}) ON CONFLICT (lock_key) DO NOTHING`,
   ];
 }
 
@@ -126,8 +145,9 @@ export type Queryable = Pick<pg.ClientBase, "query">;
 
 /**
  * A check run first in every write transaction. The HA session plugs the epoch fence in here
- * (`SELECT 1 FROM <ha_table> WHERE epoch = $1 FOR SHARE`, throwing when the row is gone), so a
- * deposed node's write fails instead of committing after a successor took over.
+ * (`HaLock.fenceFor`: `SELECT 1 FROM <ha_table> WHERE epoch = $1 ... FOR KEY SHARE`, throwing
+ * `FencedError` when the node no longer holds the lock), so a deposed node's write fails instead of
+ * committing after a successor took over.
  */
 export type WriteFence = (tx: Queryable) => Promise<void>;
 
