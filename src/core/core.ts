@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { Gauge } from "prom-client";
 import type { Logger } from "pino";
-import { InternalError, NotFound, PermissionDenied, SealedError, UserError, isLeaseholdError } from "../sdk/errors.js";
+import { InternalError, NotFound, PermissionDenied, SealedError, StandbyError, UserError, isLeaseholdError } from "../sdk/errors.js";
 import { addressAllowed } from "../sdk/cidr.js";
 import type { AuthResult, Backend, ConnectionInfo, HandlerRequest, HandlerResponse, Operation, PluginFactory, SecretLease } from "../sdk/types.js";
 import type { PhysicalStorage } from "../storage/types.js";
@@ -63,7 +63,38 @@ export interface CoreOptions {
   leaseCountWarningThreshold?: number;
   /** `allow_audit_log_prefixing`: file audit devices may use the `prefix` option (default false, as in Vault). */
   allowAuditLogPrefixing?: boolean;
+  /** High availability (`ha_enabled`): the node starts as a standby and loads nothing until it holds the lock. */
+  ha?: HaController;
 }
+
+/** Who is active, as sys/leader reports it. */
+export interface HaLeader {
+  isSelf: boolean;
+  apiAddr: string;
+  clusterAddr: string;
+  /** When the active node took the lock. */
+  activeTime?: Date;
+}
+
+/**
+ * The HA coordinator as the core sees it (src/cluster/ha.ts). The core only calls it; the
+ * coordinator calls `becomeActive`/`becomeStandby` when it takes or loses the lock.
+ */
+export interface HaController {
+  /** `sys/init`: the node must hold the lock before it writes anything (or throw). */
+  beforeInitialize(): Promise<void>;
+  /** The barrier was unsealed (nothing loaded while standby): start campaigning for the lock. */
+  unsealed(): void;
+  /** The node was sealed: stop campaigning and give the lock up. */
+  sealed(): Promise<void>;
+  /** The current active node, or undefined when none holds the lock. */
+  leader(): Promise<HaLeader | undefined>;
+  /** `sys/step-down`: give the lock up and let another node take it. */
+  stepDown(): Promise<void>;
+}
+
+/** A standby answers these itself (every other path: a redirect to the active node or 503). */
+export const STANDBY_PATHS = new Set(["sys/health", "sys/seal-status", "sys/leader", "sys/init", "sys/unseal"]);
 
 /** Paths answered while sealed (everything else is 503). */
 const SEALED_PATHS = new Set(["sys/health", "sys/seal-status", "sys/init", "sys/unseal", "sys/leader"]);
@@ -91,9 +122,16 @@ export class Core {
   readonly plugins: Map<string, PluginFactory>;
   readonly systemTtl: { defaultLeaseTtl: number; maxLeaseTtl: number };
   private unsealed = false;
+  /** Without HA always true; with HA: this node holds the lock and has loaded its state. */
+  private active: boolean;
+  /** HA: handing over; new requests are refused while those in flight finish. */
+  private draining = false;
+  private inFlight = 0;
+  private drainWaiters: (() => void)[] = [];
 
   constructor(private readonly opts: CoreOptions) {
     this.logger = opts.logger;
+    this.active = !opts.ha;
     this.barrier = new Barrier(opts.physical);
     this.seal = new SealManager(this.barrier, opts.staticSealKey);
     this.tokens = new TokenStore(this.barrier.view("sys/token/"));
@@ -153,6 +191,53 @@ export class Core {
     return !this.unsealed;
   }
 
+  get ha(): HaController | undefined {
+    return this.opts.ha;
+  }
+
+  /** HA: unsealed but not the active node (it serves only STANDBY_PATHS). */
+  get standby(): boolean {
+    return this.opts.ha !== undefined && this.unsealed && (!this.active || this.draining);
+  }
+
+  /**
+   * HA: this node now holds the lock. Loads what a standby never holds (mounts, audit devices,
+   * quotas) and starts the lease manager, which reconciles the leases left `pending` by the previous
+   * active (its writes are fenced, so it can no longer activate them). Sealed: only remembered, the
+   * unseal loads. Throws when loading fails (a fenced write): the caller steps down.
+   */
+  async becomeActive(): Promise<void> {
+    if (this.active) return;
+    if (!this.unsealed) {
+      this.active = true;
+      return;
+    }
+    // Still standby while loading: requests get 503 "standby" rather than a half-loaded mount table.
+    try {
+      await this.loadState();
+      await this.leases.start();
+    } catch (err) {
+      await this.unloadActive().catch(() => undefined);
+      throw err;
+    }
+    this.active = true;
+    this.logger.info("active: holds the HA lock");
+  }
+
+  /**
+   * HA: this node lost (or gave up) the lock. Stops the lease manager and its cron, closes mounts and
+   * audit devices, drops every cache (tokens, policies, quotas), and keeps the barrier's keyring, so
+   * it can become active again without an unseal.
+   */
+  async becomeStandby(): Promise<void> {
+    this.draining = false;
+    if (!this.active) return;
+    this.active = false;
+    if (!this.unsealed) return;
+    await this.unloadActive();
+    this.logger.info("standby: does not hold the HA lock");
+  }
+
   /** Start-up: auto-unseal with a static seal key when the store is initialised. */
   async start(): Promise<void> {
     if (await this.seal.autoUnseal()) await this.postUnseal();
@@ -160,6 +245,8 @@ export class Core {
 
   /** `sys/init`: creates the root key and the first root token. */
   async initialize(shares: number, threshold: number, rootTokenId?: string): Promise<{ keys: Buffer[]; rootToken: string }> {
+    // HA: the writes of init are fenced like any other: this node takes the lock first.
+    if (this.opts.ha && !this.active) await this.opts.ha.beforeInitialize();
     const keys = await this.seal.initialize(shares, threshold);
     await this.postUnseal();
     const { token } = await this.createRootToken(rootTokenId);
@@ -191,27 +278,50 @@ export class Core {
   }
 
   private async postUnseal(): Promise<void> {
+    if (!this.active) {
+      // A standby holds the keyring only: it loads (and writes) nothing until it holds the lock.
+      this.unsealed = true;
+      this.metrics.sealed.set(0);
+      this.logger.info("unsealed (standby)");
+      this.opts.ha?.unsealed();
+      return;
+    }
+    await this.loadState();
+    this.unsealed = true;
+    await this.leases.start();
+    this.metrics.sealed.set(0);
+    this.logger.info("unsealed");
+    this.opts.ha?.unsealed();
+  }
+
+  /** What only the active node holds, loaded from storage (the lease manager is started after it). */
+  private async loadState(): Promise<void> {
     await this.policies.ensureDefault();
     await this.mounts.load();
     await this.audit.load();
     await this.quotas.load();
     const moved = await this.tokens.migrateAccessorIndex();
     if (moved) this.logger.info({ moved }, "token accessor index moved to HMAC keys");
-    this.unsealed = true;
-    await this.leases.start();
-    this.metrics.sealed.set(0);
-    this.logger.info("unsealed");
   }
 
-  /** Seals: forgets keys, unloads mounts and closes audit devices. */
-  async sealNow(): Promise<void> {
-    this.unsealed = false;
+  private async unloadActive(): Promise<void> {
     await this.leases.stop();
     this.quotas.reset();
     await this.mounts.unload();
     await this.audit.close();
     this.tokens.reset();
     this.policies.reset();
+  }
+
+  /** Seals: forgets keys, unloads mounts and closes audit devices. */
+  async sealNow(): Promise<void> {
+    const wasUnsealed = this.unsealed;
+    this.unsealed = false;
+    await this.unloadActive();
+    if (this.opts.ha) {
+      this.active = false;
+      if (wasUnsealed) await this.opts.ha.sealed();
+    }
     this.seal.resetProgress();
     this.barrier.seal();
     this.metrics.sealed.set(1);
@@ -258,6 +368,8 @@ export class Core {
   private route(rawPath: string): { path: string; mount: LiveMount; rel: string; match: RouteMatch; unauthenticated: boolean } {
     const path = Core.normalisePath(rawPath);
     if (this.sealed && !SEALED_PATHS.has(path.replace(/\/$/, ""))) throw new SealedError();
+    // The HTTP layer redirects a standby's requests; this keeps anything else from reaching state it never loaded.
+    if (this.standby && !STANDBY_PATHS.has(path.replace(/\/$/, ""))) throw new StandbyError();
     const mount = this.mounts.resolve(path);
     if (!mount) throw new NotFound(`no handler for route "${path}". route entry not found.`);
     const rel = path.length < mount.entry.path.length ? "" : path.slice(mount.entry.path.length);
@@ -267,6 +379,29 @@ export class Core {
 
   /** The request pipeline. Throws typed errors; the server maps them to HTTP. */
   async handle(req: CoreRequest): Promise<CoreResponse> {
+    this.inFlight++;
+    try {
+      return await this.handleRequest(req);
+    } finally {
+      if (--this.inFlight === 0) for (const wake of this.drainWaiters.splice(0)) wake();
+    }
+  }
+
+  /**
+   * HA hand-over (step-down, SIGTERM): new requests are refused as on a standby (503 "standby":
+   * clients retry elsewhere) while those already running finish under the lock, at most `timeoutMs`.
+   * `becomeStandby` ends the drain.
+   */
+  async drain(timeoutMs: number): Promise<void> {
+    if (!this.active) return;
+    this.draining = true;
+    if (this.inFlight === 0) return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([new Promise<void>((r) => this.drainWaiters.push(r)), new Promise<void>((r) => (timer = setTimeout(r, timeoutMs)))]);
+    clearTimeout(timer);
+  }
+
+  private async handleRequest(req: CoreRequest): Promise<CoreResponse> {
     const requestId = req.id ?? randomUUID();
     const { path, mount, rel, match, unauthenticated } = this.route(req.path);
     // A login: a write to an unauthenticated path of an auth method. Rate-limited per client address.

@@ -68,6 +68,15 @@ export class SealedError extends LeaseholdError {
   }
 }
 
+/** HA: this node is a standby and cannot serve the request (no active node is known to redirect to). Clients fail over on "standby". */
+export class StandbyError extends LeaseholdError {
+  readonly status = 503;
+  readonly code = "standby";
+  constructor(message = "node is in standby mode and the active node cannot be reached") {
+    super(message);
+  }
+}
+
 /** A dependency we need (audit device, database) failed: 500, but worded for the operator. */
 export class InternalError extends LeaseholdError {
   readonly status = 500;

@@ -4,8 +4,8 @@ import { TLSSocket } from "node:tls";
 import { Hono, type Context } from "hono";
 import type { HttpBindings } from "@hono/node-server";
 import type { Logger } from "pino";
-import type { Core, CoreRequest, CoreResponse } from "../core/core.js";
-import { isLeaseholdError, LeaseholdError, UnsupportedOperation, UserError } from "../sdk/errors.js";
+import { STANDBY_PATHS, type Core, type CoreRequest, type CoreResponse } from "../core/core.js";
+import { isLeaseholdError, LeaseholdError, StandbyError, UnsupportedOperation, UserError } from "../sdk/errors.js";
 import { parseGoBool } from "../sdk/fields.js";
 import { ClientAborted, CONTROL_MAX_REQUEST_SIZE, decodeBody, DEFAULT_MAX_REQUEST_SIZE, readRawBody } from "./body.js";
 
@@ -205,11 +205,48 @@ export function buildApp(core: Core, logger: Logger, limits: Partial<AppLimits> 
     return withDeadline(core.handle({ id, op, path: rawPath, data, token, connection }));
   };
 
+  /**
+   * HA without request forwarding (Vault's behaviour then): a standby answers its own status paths
+   * and redirects everything else, 307 (method and body kept) to the same path and query on the
+   * active node's api_addr; 503 with "standby" in the message (clients fail over) when no node is
+   * active. Nothing of the request is read or handled here.
+   */
+  const standbyAnswer = async (c: Context<Env>): Promise<Response | undefined> => {
+    if (!core.standby || !core.ha) return undefined;
+    const target = c.env.incoming.url ?? "";
+    const url = new URL(target, "http://standby.invalid");
+    let path: string;
+    try {
+      path = decodeURIComponent(url.pathname.slice("/v1/".length)).replace(/\/+$/, "");
+    } catch {
+      return undefined; // serve() refuses it
+    }
+    if (STANDBY_PATHS.has(path)) return undefined;
+    const leader = await core.ha.leader().catch(() => undefined);
+    if (hasBody(c.env.incoming)) c.header("Connection", "close"); // the body is not read
+    if (!leader || leader.isSelf || !leader.apiAddr) throw new StandbyError();
+    let location: URL;
+    try {
+      location = new URL(leader.apiAddr);
+    } catch {
+      throw new StandbyError();
+    }
+    location.pathname = url.pathname;
+    location.search = url.search;
+    c.header("Location", location.toString());
+    return c.body(null, 307);
+  };
+
   app.all("/v1/*", async (c) => {
     const started = process.hrtime.bigint();
     const method = c.req.method.toUpperCase();
     let status = 500;
     try {
+      const redirect = await standbyAnswer(c);
+      if (redirect) {
+        status = redirect.status;
+        return redirect;
+      }
       const resp = await serve(c, method);
       status = resp.status;
       return send(c, resp);

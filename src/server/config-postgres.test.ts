@@ -51,13 +51,18 @@ describe('storage "postgresql"', () => {
     expect(loadServerConfig(`storage "postgresql" { connection_url = "${URL_}" }\n${LISTENER}`, "l.hcl").storage).toMatchObject({ connectionUrl: URL_ });
   });
 
-  it("refuses ha_enabled = true with the line and the key, and accepts false", () => {
+  it("ha_enabled = true needs api_addr; SQLite refuses it; false is accepted", () => {
     expect(configError(`storage "postgresql" {\n  connection_url = "${URL_}"\n  ha_enabled = "true"\n}\n${LISTENER}`)).toBe(
-      'leasehold.hcl:3: storage "postgresql": ha_enabled = true is not available yet: leasehold runs a single node on PostgreSQL for now (high availability comes in a later release); remove ha_enabled or set it to false',
+      'leasehold.hcl:3: storage "postgresql": ha_enabled = true needs api_addr (this node\'s address as clients reach it, e.g. api_addr = "https://node1.example:8200")',
     );
-    expect(configError(`storage "postgresql" {\n  connection_url = "${URL_}"\n  ha_enabled = true\n}\n${LISTENER}`)).toMatch(/^leasehold\.hcl:3: .*ha_enabled = true is not available yet/);
+    const ha = loadServerConfig(`storage "postgresql" {\n  connection_url = "${URL_}"\n  ha_enabled = true\n  ha_lock_lifetime = "5s"\n}\n${LISTENER}\napi_addr = "https://n1.example:8200"\ncluster_addr = "https://n1.example:8201"\n`, "l.hcl");
+    expect(ha.storage).toMatchObject({ type: "postgresql", haEnabled: true, haLockLifetimeMs: 5000 });
+    expect(ha).toMatchObject({ apiAddr: "https://n1.example:8200", clusterAddr: "https://n1.example:8201" });
+    expect(configError(`storage "postgresql" {\n  connection_url = "${URL_}"\n  ha_lock_lifetime = "100ms"\n}\n${LISTENER}`)).toMatch(/^leasehold\.hcl:3: .*ha_lock_lifetime must be between 1s and 10m/);
+    expect(configError(`storage "sqlite" {\n  path = "/tmp/x.db"\n  ha_enabled = true\n}\n${LISTENER}`)).toMatch(/^leasehold\.hcl:3: storage "sqlite": ha_enabled is not available on SQLite/);
     expect(configError(`storage "postgresql" {\n  connection_url = "${URL_}"\n  ha_enabled = "yes"\n}\n${LISTENER}`)).toBe('leasehold.hcl:3: storage "postgresql": ha_enabled must be true or false, got string "yes"');
-    expect(loadServerConfig(`storage "postgresql" {\n  connection_url = "${URL_}"\n  ha_enabled = false\n}\n${LISTENER}`, "l.hcl").storage.type).toBe("postgresql");
+    const off = loadServerConfig(`storage "postgresql" {\n  connection_url = "${URL_}"\n  ha_enabled = false\n}\n${LISTENER}`, "l.hcl").storage;
+    expect(off.type === "postgresql" && off.haEnabled).toBeFalsy();
   });
 
   it("refuses unknown keys, bad names and sizes, and a connection string that is not a URL without echoing it", () => {

@@ -68,8 +68,12 @@ export interface PostgresStorageConfig {
   table: string;
   schema?: string;
   maxParallel: number;
-  /** Accepted and kept for the HA session; nothing uses it while `ha_enabled` must be false. */
+  /** The HA lock table (`ha_table`), one row per cluster. */
   haTable: string;
+  /** `ha_enabled`: several nodes on this database, one active (the holder of the HA lock). */
+  haEnabled?: boolean;
+  /** `ha_lock_lifetime` (leasehold's): how long the lock stays valid without a renewal, in ms (default 15 s). */
+  haLockLifetimeMs?: number;
 }
 
 export type StorageConfig = { type: "sqlite"; path: string; synchronous: "NORMAL" | "FULL" } | PostgresStorageConfig;
@@ -80,6 +84,8 @@ export interface ServerConfig {
   /** Auto-unseal from a key file; without it the server starts sealed. */
   seal?: { type: "static"; keyFile: string };
   apiAddr?: string;
+  /** `cluster_addr`: reported by sys/leader as `leader_cluster_address` (no node-to-node traffic yet). */
+  clusterAddr?: string;
   clusterName: string;
   /** Seconds. */
   defaultLeaseTtl: number;
@@ -103,9 +109,9 @@ export const DEFAULT_LEASE_TTL_SECONDS = 768 * 3600;
 export const DEFAULT_LISTENER_ADDRESS = "127.0.0.1:8200";
 export const DEFAULT_CLUSTER_NAME = "leasehold";
 
-const TOP_LEVEL_KEYS = ["storage", "listener", "seal", "api_addr", "cluster_name", "default_lease_ttl", "max_lease_ttl", "log_level", "disable_mlock", "ui", "disable_revocation", "lease_count_warning_threshold", "lease_revoke_retry_base", "lease_revoke_retry_cap", "lease_revoke_max_attempts", "login_rate_limit", "login_rate_limit_burst", "allow_audit_log_prefixing"];
+const TOP_LEVEL_KEYS = ["storage", "listener", "seal", "api_addr", "cluster_addr", "cluster_name", "default_lease_ttl", "max_lease_ttl", "log_level", "disable_mlock", "ui", "disable_revocation", "lease_count_warning_threshold", "lease_revoke_retry_base", "lease_revoke_retry_cap", "lease_revoke_max_attempts", "login_rate_limit", "login_rate_limit_burst", "allow_audit_log_prefixing"];
 const STORAGE_KEYS = ["path", "synchronous"];
-const PG_STORAGE_KEYS = ["connection_url", "table", "schema", "max_parallel", "max_idle_connections", "ha_enabled", "ha_table"];
+const PG_STORAGE_KEYS = ["connection_url", "table", "schema", "max_parallel", "max_idle_connections", "ha_enabled", "ha_table", "ha_lock_lifetime"];
 const LISTENER_KEYS = ["address", "tls_disable", "tls_cert_file", "tls_key_file", "tls_client_ca_file", "http_read_header_timeout", "http_read_timeout", "http_write_timeout", "http_idle_timeout", "max_request_duration", "max_request_size"];
 /** Listener durations (`listener "tcp"`): key → field, in ms. */
 const LISTENER_DURATIONS = [
@@ -176,6 +182,10 @@ class ConfigReader extends HclConfigReader {
 
     const config: ServerConfig = { storage, listeners, ...this.settings(root) };
     if (seal) config.seal = seal;
+    // A standby redirects clients to the active node's api_addr: without it there is nowhere to send them.
+    if (storage.type === "postgresql" && storage.haEnabled && config.apiAddr === undefined) {
+      this.fail(storageBlocks[0].body, "ha_enabled", 'storage "postgresql": ha_enabled = true needs api_addr (this node\'s address as clients reach it, e.g. api_addr = "https://node1.example:8200")');
+    }
     return config;
   }
 
@@ -222,6 +232,7 @@ class ConfigReader extends HclConfigReader {
   /** The top-level settings (everything but the blocks). */
   private settings(root: HclObject): Omit<ServerConfig, "storage" | "seal" | "listeners"> {
     const apiAddr = root.api_addr === undefined ? undefined : this.url(root, "api_addr", "");
+    const clusterAddr = root.cluster_addr === undefined ? undefined : this.url(root, "cluster_addr", "");
     const clusterName = root.cluster_name === undefined ? DEFAULT_CLUSTER_NAME : this.string(root, "cluster_name", "");
     const defaultLeaseTtl = root.default_lease_ttl === undefined ? DEFAULT_LEASE_TTL_SECONDS : this.duration(root, "default_lease_ttl");
     const maxLeaseTtl = root.max_lease_ttl === undefined ? DEFAULT_LEASE_TTL_SECONDS : this.duration(root, "max_lease_ttl");
@@ -236,6 +247,7 @@ class ConfigReader extends HclConfigReader {
 
     const config: Omit<ServerConfig, "storage" | "seal" | "listeners"> = { clusterName, defaultLeaseTtl, maxLeaseTtl, logLevel };
     if (apiAddr !== undefined) config.apiAddr = apiAddr;
+    if (clusterAddr !== undefined) config.clusterAddr = clusterAddr;
     if (root.disable_revocation !== undefined) config.disableRevocation = this.bool(root, "disable_revocation", "");
     if (root.allow_audit_log_prefixing !== undefined) config.allowAuditLogPrefixing = this.bool(root, "allow_audit_log_prefixing", "");
     if (root.lease_count_warning_threshold !== undefined) config.leaseCountWarningThreshold = this.positiveInt(root, "lease_count_warning_threshold");
@@ -279,6 +291,9 @@ class ConfigReader extends HclConfigReader {
     if (block.labels[0] !== "sqlite") this.fail(block.body, undefined, `storage type ${JSON.stringify(block.labels[0])} is not supported (supported: sqlite, postgresql)`);
     const where = 'storage "sqlite"';
     const body = block.body;
+    if (body.ha_enabled !== undefined && this.bool(body, "ha_enabled", where)) {
+      this.fail(body, "ha_enabled", `${where}: ha_enabled is not available on SQLite (one file, one node): use storage "postgresql" for several nodes`);
+    }
     this.checkKeys(body, STORAGE_KEYS, where);
     if (body.path === undefined) this.fail(body, undefined, `${where}: path is required (the SQLite database file)`);
     const path = this.string(body, "path", where);
@@ -296,9 +311,7 @@ class ConfigReader extends HclConfigReader {
   private postgresStorage(body: HclObject): PostgresStorageConfig {
     const where = 'storage "postgresql"';
     this.checkKeys(body, PG_STORAGE_KEYS, where);
-    if (body.ha_enabled !== undefined && this.bool(body, "ha_enabled", where)) {
-      this.fail(body, "ha_enabled", `${where}: ha_enabled = true is not available yet: leasehold runs a single node on PostgreSQL for now (high availability comes in a later release); remove ha_enabled or set it to false`);
-    }
+    const haEnabled = body.ha_enabled !== undefined && this.bool(body, "ha_enabled", where);
     let connectionUrl = body.connection_url === undefined ? undefined : this.string(body, "connection_url", where);
     connectionUrl ??= process.env.LEASEHOLD_PG_CONNECTION_URL || process.env.VAULT_PG_CONNECTION_URL || undefined;
     if (connectionUrl === undefined) {
@@ -321,6 +334,13 @@ class ConfigReader extends HclConfigReader {
       maxParallel: body.max_parallel === undefined ? PG_DEFAULT_MAX_PARALLEL : this.positiveInt(body, "max_parallel"),
       haTable: name("ha_table", TABLE_NAME, PG_DEFAULT_HA_TABLE),
     };
+    if (haEnabled) config.haEnabled = true;
+    if (body.ha_lock_lifetime !== undefined) {
+      const ms = this.durationMs(body, "ha_lock_lifetime", where);
+      // The renewal (a third of it) and the safety margin (at least 200 ms) must fit inside.
+      if (ms < 1000 || ms > 600_000) this.fail(body, "ha_lock_lifetime", `${where}: ha_lock_lifetime must be between 1s and 10m`);
+      config.haLockLifetimeMs = ms;
+    }
     if (body.schema !== undefined) config.schema = name("schema", SCHEMA_NAME, "");
     // Vault's idle-connection cap; node-postgres closes idle connections after 10 s on its own.
     const idle = body.max_idle_connections;

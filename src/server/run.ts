@@ -12,6 +12,8 @@ import { loadStaticKey } from "../core/seal.js";
 import { isLeaseholdError } from "../sdk/errors.js";
 import { SqliteStorage } from "../storage/sqlite.js";
 import { PostgresStorage, describeConnection } from "../storage/postgres.js";
+import type { WriteFence } from "../storage/postgres-schema.js";
+import { HaNode } from "../cluster/ha.js";
 import type { PhysicalStorage } from "../storage/types.js";
 import { buildApp, type AppLimits } from "./app.js";
 import { DEFAULT_LEASE_TTL_SECONDS, loadDevServerConfig, loadServerConfig, type ListenerConfig, type ServerConfig, type StorageConfig } from "./config.js";
@@ -56,13 +58,15 @@ function readFile(path: string, what: string): string {
 }
 
 /** The physical store a config's `storage` block names (PostgreSQL: connected and migrated). */
-async function openStorage(storage: StorageConfig, logger: Logger): Promise<PhysicalStorage> {
+async function openStorage(storage: StorageConfig, logger: Logger, fence?: WriteFence): Promise<PhysicalStorage> {
   if (storage.type === "sqlite") return new SqliteStorage({ path: storage.path, synchronous: storage.synchronous });
   return PostgresStorage.open({
     connectionUrl: storage.connectionUrl,
     table: storage.table,
     schema: storage.schema,
     maxParallel: storage.maxParallel,
+    haTable: storage.haTable,
+    fence,
     onIdleError: (err) => logger.warn({ err: err.message }, "PostgreSQL storage: an idle connection failed; the next query reconnects"),
   });
 }
@@ -73,7 +77,12 @@ function describeStorage(storage: StorageConfig): string {
 
 /** Starts a server from a parsed config file. */
 export async function startConfiguredServer(config: ServerConfig, logger = createLogger(config.logLevel)): Promise<RunningServer> {
-  const physical = await openStorage(config.storage, logger);
+  const haConfig = config.storage.type === "postgresql" && config.storage.haEnabled ? config.storage : undefined;
+  // HA: every write is fenced by the epoch of the lock this node holds now (none on a standby).
+  const ha = haConfig
+    ? new HaNode({ connectionUrl: haConfig.connectionUrl, apiAddr: config.apiAddr!, clusterAddr: config.clusterAddr, lifetimeMs: haConfig.haLockLifetimeMs, logger: logger.child({ component: "ha" }) })
+    : undefined;
+  const physical = await openStorage(config.storage, logger, ha?.fence);
   const core = new Core({
     physical,
     plugins: builtinPlugins,
@@ -87,15 +96,22 @@ export async function startConfiguredServer(config: ServerConfig, logger = creat
     leaseRetry: config.leaseRetry,
     loginRateLimit: config.loginRateLimit,
     allowAuditLogPrefixing: config.allowAuditLogPrefixing,
+    ha,
   });
   try {
+    if (ha) await ha.open((physical as PostgresStorage).names, core);
     await core.start();
   } catch (err) {
     // An open PostgreSQL pool would keep the process alive after the error is reported.
+    await ha?.close().catch(() => undefined);
     await physical.close().catch(() => undefined);
     throw err;
   }
-  return running(core, await listenOrShutDown(core, logger, config.listeners), logger);
+  const listeners = await listenOrShutDown(core, logger, config.listeners).catch(async (err: unknown) => {
+    await ha?.close().catch(() => undefined);
+    throw err;
+  });
+  return running(core, listeners, logger, {}, ha);
 }
 
 /** A listener's limits and timeouts, without the keys it does not set (0 = the default for the two limits, as in Vault). */
@@ -137,7 +153,7 @@ async function listenOn(core: Core, logger: Logger, configs: ListenerConfig[]): 
   return listeners;
 }
 
-function running(core: Core, listeners: RunningListener[], logger: Logger, extra: Partial<RunningServer> = {}): RunningServer {
+function running(core: Core, listeners: RunningListener[], logger: Logger, extra: Partial<RunningServer> = {}, ha?: HaNode): RunningServer {
   let stopped: Promise<void> | undefined;
   return {
     core,
@@ -147,8 +163,11 @@ function running(core: Core, listeners: RunningListener[], logger: Logger, extra
     ...extra,
     stop: () =>
       (stopped ??= (async () => {
+        // HA: give the lock up first, so a standby takes over while the listeners drain.
+        if (ha) await ha.stepDownForShutdown();
         await Promise.all(listeners.map((l) => l.close()));
         await core.shutdown();
+        await ha?.close();
       })()),
   };
 }

@@ -18,6 +18,8 @@ export interface PostgresOptions {
   schema?: string;
   /** Pool size. */
   maxParallel?: number;
+  /** The HA lock table (`ha_table`, default leasehold_ha_locks). */
+  haTable?: string;
   /** Checked first in every write transaction (the HA session's epoch fence). */
   fence?: WriteFence;
   /** Errors of idle pooled connections (a restarted server); the next query reconnects. */
@@ -88,7 +90,7 @@ export class PostgresStorage implements PhysicalStorage, BulkStorage {
     pool.on("error", (err) => opts.onIdleError?.(err));
     try {
       const schema = await resolveSchema(pool, opts.schema);
-      const names = pgNames(schema, opts.table ?? PG_DEFAULT_TABLE);
+      const names = pgNames(schema, opts.table ?? PG_DEFAULT_TABLE, opts.haTable ?? PG_DEFAULT_HA_TABLE);
       if (opts.mustExist) {
         const { rows } = await pool.query<{ t: string | null }>("SELECT to_regclass($1)::text AS t", [names.kv]);
         if (rows[0].t === null) throw new Error(`there is no table ${names.kv} (check table and schema in the storage block)`);

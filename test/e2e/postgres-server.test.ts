@@ -3,7 +3,7 @@
  * (a child process), on a role that owns only its schema. Init, unseal, a KV secret, a token with
  * metadata, a leased certificate; a restart keeps all of it, the lease still tracked. Then a DBA
  * reads every table as the superuser and finds no secret, token, accessor, private key or token
- * metadata in clear. Also: `ha_enabled = true` and an unreachable database stop the start-up.
+ * metadata in clear. Also: `ha_enabled = true` without `api_addr` and an unreachable database stop the start-up.
  */
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -217,11 +217,11 @@ describe("leasehold server with storage \"postgresql\"", () => {
 });
 
 describe("start-up refusals", () => {
-  it("refuses ha_enabled = true, naming the file, line and key, and exits 1", { timeout: 60_000 }, async () => {
+  it("refuses ha_enabled = true without api_addr, naming the file, line and key, and exits 1", { timeout: 60_000 }, async () => {
     const file = writeConfig("ha.hcl", `  connection_url = "${roleUrl}"\n  ha_enabled     = "true"`, await freePort());
     const p = spawnCli(["server", `-config=${file}`]);
     expect(await p.exited).toEqual({ code: 1, signal: null });
-    expect(p.stderr()).toContain(`${file}:3: storage "postgresql": ha_enabled = true is not available yet`);
+    expect(p.stderr()).toContain(`${file}:3: storage "postgresql": ha_enabled = true needs api_addr`);
     expect(p.stderr()).not.toContain(rolePassword);
   });
 

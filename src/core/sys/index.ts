@@ -16,6 +16,6 @@ export function systemBackend(core: Core): Backend {
     paths: [...sealPaths(core), ...mountsPaths(core), ...policyPaths(core), ...auditPaths(core), ...metricsPaths(core), ...leasePaths(core), ...leaseholdLeasePaths(core), ...quotaPaths(core), ...revocationPaths(core), ...hostInfoPaths()],
     unauthenticatedPaths: ["health", "seal-status", "init", "unseal", "leader"],
     // Vault's root-protected sys paths: they need `sudo` besides the operation's capability.
-    rootPaths: ["auth/*", "audit", "audit/*", "audit-hash/*", "seal", "rotate", "leases/revoke-prefix/*", "leases/revoke-force/*", "leases/lookup/*", "leases", "revoke-prefix/*", "revoke-force/*", "leasehold/leases/revoke", "leasehold/leases"],
+    rootPaths: ["auth/*", "audit", "audit/*", "audit-hash/*", "seal", "step-down", "rotate", "leases/revoke-prefix/*", "leases/revoke-force/*", "leases/lookup/*", "leases", "revoke-prefix/*", "revoke-force/*", "leasehold/leases/revoke", "leasehold/leases"],
   };
 }

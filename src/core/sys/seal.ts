@@ -52,11 +52,13 @@ export function sealPaths(core: Core): PathDefinition[] {
           handler: async (req) => {
             const q = req.data as z.infer<typeof healthSchema>;
             const initialized = await core.seal.isInitialized();
-            const status = !initialized ? (q.uninitcode ?? 501) : core.sealed ? (q.sealedcode ?? 503) : (q.activecode ?? 200);
+            const standby = !core.sealed && core.standby;
+            // Vault: a standby is 429 (so a load balancer sends traffic to the active) unless standbyok.
+            const status = !initialized ? (q.uninitcode ?? 501) : core.sealed ? (q.sealedcode ?? 503) : standby && !q.standbyok ? (q.standbycode ?? 429) : (q.activecode ?? 200);
             return json(status, {
               initialized,
               sealed: core.sealed,
-              standby: false,
+              standby,
               performance_standby: false,
               replication_performance_mode: "disabled",
               replication_dr_mode: "disabled",
@@ -76,7 +78,26 @@ export function sealPaths(core: Core): PathDefinition[] {
     {
       pattern: "leader",
       operations: {
-        read: { handler: async () => json(200, { ha_enabled: false, is_self: true, active_time: "0001-01-01T00:00:00Z", leader_address: "", leader_cluster_address: "", performance_standby: false, raft_committed_index: 0, raft_applied_index: 0 }) },
+        read: {
+          handler: async () => {
+            if (!core.ha) {
+              return json(200, { ha_enabled: false, is_self: true, active_time: "0001-01-01T00:00:00Z", leader_address: "", leader_cluster_address: "", performance_standby: false, raft_committed_index: 0, raft_applied_index: 0 });
+            }
+            // The lock row is the truth (PostgreSQL's clock): every node reads the same holder.
+            const leader = await core.ha.leader();
+            const isSelf = leader?.isSelf === true && !core.sealed && !core.standby;
+            return json(200, {
+              ha_enabled: true,
+              is_self: isSelf,
+              // Vault: the time this node became active; the zero time on a standby.
+              active_time: isSelf && leader?.activeTime ? leader.activeTime.toISOString() : "0001-01-01T00:00:00Z",
+              leader_address: leader?.apiAddr ?? "",
+              leader_cluster_address: leader?.clusterAddr ?? "",
+              performance_standby: false,
+              performance_standby_last_remote_wal: 0,
+            });
+          },
+        },
       },
     },
     {
@@ -123,6 +144,23 @@ export function sealPaths(core: Core): PathDefinition[] {
             else if (!d.key) throw new UserError("'key' must be specified in request body as JSON, or 'reset' set to true");
             else await core.submitUnsealKey(d.key);
             return json(200, await sealStatus(core));
+          },
+        },
+      },
+    },
+    {
+      pattern: "step-down",
+      operations: {
+        update: {
+          handler: async (req) => {
+            // As Vault: a node that is not active (or not in a cluster) has nothing to give up.
+            if (!core.ha) return;
+            // After this request has been answered (as Vault, asynchronously): the hand-over drains the
+            // requests in flight, this one included, and going standby closes the audit devices.
+            const ha = core.ha;
+            (currentRequest(req).afterResponse ??= []).push(async () => {
+              setImmediate(() => void ha.stepDown().catch(() => undefined));
+            });
           },
         },
       },
