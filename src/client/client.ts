@@ -199,15 +199,42 @@ export class LeaseholdClient {
     }
     Object.assign(headers, options.headers);
     const verb = method.toUpperCase();
-    const transport = url.protocol === "https:" ? https : http;
+    return this.send<TBody>(url, verb, headers, payload, address, options, 1);
+  }
 
+  /**
+   * One HTTP exchange. A standby without request forwarding answers 307 with the active node's
+   * address: like Vault's client, the request (method, body, token) is sent there once more, at
+   * most one redirect, and never to another scheme (a token must not fall back to plain http).
+   */
+  private send<TBody>(url: URL, verb: string, headers: Record<string, string>, payload: Buffer | undefined, address: string, options: RequestOptions, redirectsLeft: number): Promise<ClientResponse<TBody>> {
+    const transport = url.protocol === "https:" ? https : http;
     return new Promise<ClientResponse<TBody>>((resolve, reject) => {
       const req = transport.request(url, { method: verb, headers, agent: this.agent }, (res) => {
+        const status = res.statusCode ?? 0;
+        const location = res.headers.location;
+        if ((status === 301 || status === 302 || status === 307) && location && redirectsLeft > 0) {
+          res.resume();
+          let next: URL;
+          // A redirect that cannot be followed is the answer: surfaced as is, never retried elsewhere.
+          const refuse = (why: string) => reject(httpErrorFor({ status, errors: [why], method: verb, url: url.toString(), body: undefined }));
+          try {
+            next = new URL(location, url);
+          } catch {
+            refuse(`redirected to an invalid location ${JSON.stringify(location)}`);
+            return;
+          }
+          if (next.protocol !== url.protocol) {
+            refuse(`redirected from ${url.protocol} to ${next.origin}: not followed, a token never changes protocol`);
+            return;
+          }
+          this.send<TBody>(next, verb, headers, payload, address, options, redirectsLeft - 1).then(resolve, reject);
+          return;
+        }
         const chunks: Buffer[] = [];
         res.on("data", (chunk: Buffer) => chunks.push(chunk));
         res.on("error", (err) => reject(connectionErrorFrom(err, address)));
         res.on("end", () => {
-          const status = res.statusCode ?? 0;
           const body = parseBody(Buffer.concat(chunks).toString("utf8"), res.headers["content-type"]);
           if (status >= 400 && !options.allowErrorStatus) {
             reject(httpErrorFor({ status, errors: errorsOf(body), method: verb, url: url.toString(), body }));

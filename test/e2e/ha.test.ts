@@ -13,6 +13,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { createTestDatabase, freePort, type TestDatabase } from "../database/helpers.js";
 import { killCliProcesses, spawnCli, type CliProcess } from "../helpers/cli-process.js";
+import { LeaseholdClient } from "../../src/client/client.js";
 import { call } from "../helpers/server.js";
 
 const START_TIMEOUT_MS = 45_000;
@@ -168,6 +169,15 @@ describe("two nodes on one PostgreSQL, ha_enabled", () => {
     const anon = await fetch(`${b.base}/v1/sys/mounts`, { redirect: "manual" });
     expect(anon.status).toBe(307);
     await anon.arrayBuffer();
+    // The client library (and so the CLI and the agent) follows the standby's redirect, as Vault's client does.
+    const client = new LeaseholdClient({ address: b.base, token: root });
+    try {
+      expect((await client.read<{ data: { via: string } }>("secret/data/app"))?.data?.data.via).toBe("standby");
+      expect(await client.write("secret/data/client", { data: { through: "standby" } })).toBeDefined();
+      expect((await call(a.base, "GET", "secret/data/client", { token: root })).body.data.data).toEqual({ through: "standby" });
+    } finally {
+      client.close();
+    }
   });
 
   it("kill -9 of the active: the standby is active within seconds, with the data and the lease", { timeout: 60_000 }, async () => {
