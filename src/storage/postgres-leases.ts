@@ -1,45 +1,12 @@
-import { prefixUpperBound, type LeaseFilter, type LeaseRow, type LeaseState, type LeaseStore } from "./types.js";
+import { LEASE_COLUMNS as COLUMNS, leaseWhere, UPDATABLE_LEASE_COLUMNS as UPDATABLE, type LeaseSqlDialect } from "./lease-sql.js";
+import type { LeaseFilter, LeaseRow, LeaseState, LeaseStore } from "./types.js";
 import type { PgExecutor, PgNames } from "./postgres-schema.js";
 
-/** Every column of a lease row, in table order (bulk copies insert them all). */
-export const COLUMNS = [
-  "id", "kind", "mount", "path", "role", "secret_type", "internal", "issue_time", "expire_time", "max_expire_time", "last_renewal",
-  "renewable", "token_accessor", "auth_mount", "display_name", "metadata", "entity_id", "state", "revoke_attempts", "revoke_error", "due_at", "creator",
-] as const;
-const UPDATABLE = new Set<string>(COLUMNS.filter((c) => c !== "id"));
 const NON_ACTIVE = ["pending", "revoking", "irrevocable"] as const;
 
-/** Builds a WHERE clause from a filter, numbering parameters from `$1`; every value is bound. */
-function where(filter: LeaseFilter): { sql: string; params: unknown[] } {
-  const parts: string[] = [];
-  const params: unknown[] = [];
-  const bind = (v: unknown) => {
-    params.push(v);
-    return `$${params.length}`;
-  };
-  const eq = (col: string, v: unknown) => parts.push(`${col} = ${bind(v)}`);
-  if (filter.id !== undefined) eq("id", filter.id);
-  if (filter.mount !== undefined) eq("mount", filter.mount);
-  if (filter.role !== undefined) eq("role", filter.role);
-  if (filter.tokenAccessor !== undefined) eq("token_accessor", filter.tokenAccessor);
-  if (filter.authMount !== undefined) eq("auth_mount", filter.authMount);
-  if (filter.displayName !== undefined) eq("display_name", filter.displayName);
-  if (filter.state !== undefined) eq("state", filter.state);
-  if (filter.kind !== undefined) eq("kind", filter.kind);
-  if (filter.pathPrefix !== undefined && filter.pathPrefix !== "") {
-    // Range on the primary key (COLLATE "C"): ids are `<path>/<random>`, so a prefix is an id range.
-    const upper = prefixUpperBound(filter.pathPrefix);
-    parts.push(`id >= ${bind(filter.pathPrefix)}`);
-    if (upper !== undefined) parts.push(`id < ${bind(upper)}`);
-  }
-  if (filter.issuedAfter !== undefined) parts.push(`issue_time >= ${bind(filter.issuedAfter)}`);
-  if (filter.issuedBefore !== undefined) parts.push(`issue_time < ${bind(filter.issuedBefore)}`);
-  // Clear metadata is never in the table: the manager's store view turns pairs into tags.
-  if (filter.metadata !== undefined) throw new Error("lease store: a metadata filter must be given as metadataTags");
-  // `metadata` is ` tag1 tag2 `: a tag (base64url, no spaces) framed by spaces matches whole.
-  for (const tag of filter.metadataTags ?? []) parts.push(`strpos(metadata, ${bind(` ${tag} `)}) > 0`);
-  return { sql: parts.length ? parts.join(" AND ") : "TRUE", params };
-}
+/** PostgreSQL's spelling of the shared lease filter. */
+const PG: LeaseSqlDialect = { placeholder: (n) => `$${n}`, contains: (h, n) => `strpos(${h}, ${n}) > 0`, always: "TRUE" };
+const where = (filter: LeaseFilter) => leaseWhere(filter, PG);
 
 /**
  * The lease table on PostgreSQL: the same rows, indexes and trigger-kept counts as SQLite's

@@ -1,5 +1,6 @@
 import pg from "pg";
-import { COLUMNS as LEASE_COLUMNS, PostgresLeaseStore } from "./postgres-leases.js";
+import { LEASE_COLUMNS } from "./lease-sql.js";
+import { PostgresLeaseStore } from "./postgres-leases.js";
 import { PgExecutor, SCHEMA_NAME, migrate, pgNames, pgTypes, type PgNames, type WriteFence } from "./postgres-schema.js";
 import { immediateChildren, prefixUpperBound, type BulkStorage, type LeaseRow, type LeaseStore, type PhysicalStorage, type StoreSnapshot, type StoredEntry } from "./types.js";
 

@@ -1,5 +1,6 @@
 import type Database from "better-sqlite3";
-import { prefixUpperBound, type LeaseFilter, type LeaseRow, type LeaseState, type LeaseStore } from "./types.js";
+import { LEASE_COLUMNS as COLUMNS, leaseWhere, UPDATABLE_LEASE_COLUMNS as UPDATABLE, type LeaseSqlDialect } from "./lease-sql.js";
+import type { LeaseFilter, LeaseRow, LeaseState, LeaseStore } from "./types.js";
 
 /** The `leases` table: one row per lease, indexed for expiry, prefix, token, mount+role and identity. */
 export const LEASE_MIGRATIONS = [
@@ -84,52 +85,9 @@ export const LEASE_CREATOR_MIGRATION = `
   ALTER TABLE leases ADD COLUMN creator BLOB;
   CREATE INDEX leases_legacy_creator ON leases(id) WHERE creator IS NULL`;
 
-/** Every column of a lease row, in table order (bulk copies insert them all). */
-export const COLUMNS = [
-  "id", "kind", "mount", "path", "role", "secret_type", "internal", "issue_time", "expire_time", "max_expire_time", "last_renewal",
-  "renewable", "token_accessor", "auth_mount", "display_name", "metadata", "entity_id", "state", "revoke_attempts", "revoke_error", "due_at", "creator",
-] as const;
-const UPDATABLE = new Set<string>(COLUMNS.filter((c) => c !== "id"));
-
-/** Builds a WHERE clause from a filter; every value is a bound parameter. */
-function where(filter: LeaseFilter): { sql: string; params: unknown[] } {
-  const parts: string[] = [];
-  const params: unknown[] = [];
-  const eq = (col: string, v: unknown) => {
-    parts.push(`${col} = ?`);
-    params.push(v);
-  };
-  if (filter.id !== undefined) eq("id", filter.id);
-  if (filter.mount !== undefined) eq("mount", filter.mount);
-  if (filter.role !== undefined) eq("role", filter.role);
-  if (filter.tokenAccessor !== undefined) eq("token_accessor", filter.tokenAccessor);
-  if (filter.authMount !== undefined) eq("auth_mount", filter.authMount);
-  if (filter.displayName !== undefined) eq("display_name", filter.displayName);
-  if (filter.state !== undefined) eq("state", filter.state);
-  if (filter.kind !== undefined) eq("kind", filter.kind);
-  if (filter.pathPrefix !== undefined && filter.pathPrefix !== "") {
-    // Range on the primary key: ids are `<path>/<random>`, so a prefix is an id range.
-    const upper = prefixUpperBound(filter.pathPrefix);
-    parts.push(upper === undefined ? "id >= ?" : "id >= ? AND id < ?");
-    params.push(filter.pathPrefix, ...(upper === undefined ? [] : [upper]));
-  }
-  if (filter.issuedAfter !== undefined) {
-    parts.push("issue_time >= ?");
-    params.push(filter.issuedAfter);
-  }
-  if (filter.issuedBefore !== undefined) {
-    parts.push("issue_time < ?");
-    params.push(filter.issuedBefore);
-  }
-  // Clear metadata is never in the table: the manager's store view turns pairs into tags.
-  if (filter.metadata !== undefined) throw new Error("lease store: a metadata filter must be given as metadataTags");
-  for (const tag of filter.metadataTags ?? []) {
-    // `metadata` is ` tag1 tag2 `: a tag (base64url, no spaces) framed by spaces matches whole.
-    parts.push("instr(metadata, ?) > 0");
-    params.push(` ${tag} `);
-  }
-  return { sql: parts.length ? parts.join(" AND ") : "1 = 1", params };
-}
+/** SQLite's spelling of the shared lease filter. */
+const SQLITE: LeaseSqlDialect = { placeholder: () => "?", contains: (h, n) => `instr(${h}, ${n}) > 0`, always: "1 = 1" };
+const where = (filter: LeaseFilter) => leaseWhere(filter, SQLITE);
 
 /** Lease persistence on the same SQLite database as the rest of the store. */
 export class SqliteLeaseStore implements LeaseStore {

@@ -1,5 +1,6 @@
 import Database from "better-sqlite3";
-import { COLUMNS as LEASE_COLUMNS, LEASE_COUNTS_MIGRATION, LEASE_CREATOR_MIGRATION, LEASE_MIGRATIONS, LEASE_ROWID_MIGRATION, SqliteLeaseStore } from "./sqlite-leases.js";
+import { LEASE_COLUMNS } from "./lease-sql.js";
+import { LEASE_COUNTS_MIGRATION, LEASE_CREATOR_MIGRATION, LEASE_MIGRATIONS, LEASE_ROWID_MIGRATION, SqliteLeaseStore } from "./sqlite-leases.js";
 import { immediateChildren, prefixUpperBound, type BulkStorage, type LeaseRow, type LeaseStore, type PhysicalStorage, type StoreSnapshot, type StoredEntry } from "./types.js";
 
 /** Schema migrations, applied in order and recorded in `schema_migrations`. Append only. */
