@@ -9,7 +9,7 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { killCliProcesses, spawnCli, type CliProcess } from "../helpers/cli-process.js";
+import { killCliProcesses, spawnCli, waitForHealth, type CliProcess } from "../helpers/cli-process.js";
 import { call } from "../helpers/server.js";
 
 const START_TIMEOUT_MS = 45_000;
@@ -57,22 +57,6 @@ async function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<
   }
 }
 
-/** Polls `sys/health` until the server answers (any status); fails early if the process dies. */
-async function waitForHealth(base: string, child: Child): Promise<{ status: number; body: any }> { // eslint-disable-line @typescript-eslint/no-explicit-any -- JSON body
-  const deadline = Date.now() + START_TIMEOUT_MS;
-  let died = false;
-  void child.exited.then(() => (died = true));
-  for (;;) {
-    if (died) throw new Error(`server exited before answering:\nstdout: ${child.stdout()}\nstderr: ${child.stderr()}`);
-    try {
-      return await call(base, "GET", "sys/health");
-    } catch {
-      // not listening yet
-    }
-    if (Date.now() > deadline) throw new Error(`server did not answer sys/health within ${START_TIMEOUT_MS}ms:\nstderr: ${child.stderr()}`);
-    await new Promise((r) => setTimeout(r, 150));
-  }
-}
 
 async function kill9(child: Child): Promise<void> {
   child.proc.kill("SIGKILL");

@@ -12,7 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { createTestDatabase, freePort, type TestDatabase } from "../database/helpers.js";
-import { killCliProcesses, spawnCli, type CliProcess } from "../helpers/cli-process.js";
+import { killCliProcesses, spawnCli, waitForHealth, type CliProcess } from "../helpers/cli-process.js";
 import { LeaseholdClient } from "../../src/client/client.js";
 import { call } from "../helpers/server.js";
 
@@ -57,21 +57,8 @@ async function node(name: string): Promise<Node> {
 }
 
 async function start(n: Node): Promise<number> {
-  const child = spawnCli(["server", `-config=${n.config}`]);
-  n.child = child;
-  const deadline = Date.now() + START_TIMEOUT_MS;
-  let died = false;
-  void child.exited.then(() => (died = true));
-  for (;;) {
-    if (died) throw new Error(`${n.name} exited before answering:\nstdout: ${child.stdout()}\nstderr: ${child.stderr()}`);
-    try {
-      return (await call(n.base, "GET", "sys/health")).status;
-    } catch {
-      // not listening yet
-    }
-    if (Date.now() > deadline) throw new Error(`${n.name}: no answer within ${START_TIMEOUT_MS} ms:\nstderr: ${child.stderr()}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  n.child = spawnCli(["server", `-config=${n.config}`]);
+  return (await waitForHealth(n.base, n.child, START_TIMEOUT_MS)).status;
 }
 
 /** sys/health's status, or 0 when the node does not answer. */

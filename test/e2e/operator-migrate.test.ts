@@ -14,10 +14,9 @@ import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { memoryIo } from "../../src/cli/memory-io.js";
 import { runCli } from "../../src/cli/program.js";
 import { createTestDatabase, freePort, rand, waitFor, type TestDatabase } from "../database/helpers.js";
-import { killCliProcesses, spawnCli, type CliProcess } from "../helpers/cli-process.js";
+import { killCliProcesses, spawnCli, waitForHealth, type CliProcess } from "../helpers/cli-process.js";
 import { call } from "../helpers/server.js";
 
-const START_TIMEOUT_MS = 45_000;
 
 let db: TestDatabase;
 const dir = mkdtempSync(join(tmpdir(), "leasehold-e2e-migrate-"));
@@ -37,21 +36,6 @@ function serverConfig(name: string, storage: string, port: number): string {
   return file;
 }
 
-async function waitForHealth(base: string, child: CliProcess): Promise<number> {
-  const deadline = Date.now() + START_TIMEOUT_MS;
-  let died = false;
-  void child.exited.then(() => (died = true));
-  for (;;) {
-    if (died) throw new Error(`server exited before answering:\nstdout: ${child.stdout()}\nstderr: ${child.stderr()}`);
-    try {
-      return (await call(base, "GET", "sys/health")).status;
-    } catch {
-      // not listening yet
-    }
-    if (Date.now() > deadline) throw new Error(`no answer within ${START_TIMEOUT_MS} ms:\nstderr: ${child.stderr()}`);
-    await new Promise((r) => setTimeout(r, 150));
-  }
-}
 
 async function stop(child: CliProcess): Promise<void> {
   child.proc.kill("SIGTERM");
@@ -77,7 +61,7 @@ describe("leasehold operator migrate: SQLite to PostgreSQL", () => {
     port = await freePort();
     base = `http://127.0.0.1:${port}`;
     server = spawnCli(["server", `-config=${serverConfig("sqlite.hcl", sqliteBlock, port)}`]);
-    expect(await waitForHealth(base, server)).toBe(501);
+    expect((await waitForHealth(base, server)).status).toBe(501);
     const init = await call(base, "PUT", "sys/init", { body: { secret_shares: 1, secret_threshold: 1 } });
     unsealKey = init.body.keys[0];
     rootToken = init.body.root_token;
@@ -130,7 +114,7 @@ describe("leasehold operator migrate: SQLite to PostgreSQL", () => {
 
   it("serves everything from PostgreSQL after unsealing with the same key", { timeout: 60_000 }, async () => {
     server = spawnCli(["server", `-config=${serverConfig("pg.hcl", `storage "postgresql" {\n  connection_url = "${db.url}"\n}`, port)}`]);
-    expect(await waitForHealth(base, server)).toBe(503); // initialised (seal config copied), sealed
+    expect((await waitForHealth(base, server)).status).toBe(503); // initialised (seal config copied), sealed
     expect((await call(base, "GET", "sys/seal-status")).body).toMatchObject({ initialized: true, sealed: true, storage_type: "postgresql" });
     expect((await call(base, "PUT", "sys/unseal", { body: { key: unsealKey } })).body.sealed).toBe(false);
 

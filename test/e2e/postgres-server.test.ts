@@ -13,10 +13,9 @@ import { join } from "node:path";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { createTestDatabase, rand, urlWith, waitFor, type TestDatabase } from "../database/helpers.js";
-import { killCliProcesses, spawnCli, type CliProcess } from "../helpers/cli-process.js";
+import { killCliProcesses, spawnCli, waitForHealth, type CliProcess } from "../helpers/cli-process.js";
 import { call } from "../helpers/server.js";
 
-const START_TIMEOUT_MS = 45_000;
 
 let db: TestDatabase;
 const dir = mkdtempSync(join(tmpdir(), "leasehold-e2e-pg-"));
@@ -55,21 +54,6 @@ function writeConfig(name: string, storageBody: string, port: number): string {
   return file;
 }
 
-async function waitForHealth(base: string, child: CliProcess): Promise<number> {
-  const deadline = Date.now() + START_TIMEOUT_MS;
-  let died = false;
-  void child.exited.then(() => (died = true));
-  for (;;) {
-    if (died) throw new Error(`server exited before answering:\nstdout: ${child.stdout()}\nstderr: ${child.stderr()}`);
-    try {
-      return (await call(base, "GET", "sys/health")).status;
-    } catch {
-      // not listening yet
-    }
-    if (Date.now() > deadline) throw new Error(`no answer within ${START_TIMEOUT_MS} ms:\nstderr: ${child.stderr()}`);
-    await new Promise((r) => setTimeout(r, 150));
-  }
-}
 
 async function stop(child: CliProcess): Promise<void> {
   child.proc.kill("SIGTERM");
@@ -126,7 +110,7 @@ describe("leasehold server with storage \"postgresql\"", () => {
       port,
     );
     server = spawnCli(["server", `-config=${configFile}`]);
-    expect(await waitForHealth(base, server)).toBe(501);
+    expect((await waitForHealth(base, server)).status).toBe(501);
     expect(server.stdout()).toContain(`postgresql://${role}@`);
     expect(server.stdout()).not.toContain(rolePassword);
     const status = await call(base, "GET", "sys/seal-status");
@@ -163,7 +147,7 @@ describe("leasehold server with storage \"postgresql\"", () => {
   it("keeps everything across a restart, the lease still tracked", { timeout: 60_000 }, async () => {
     await stop(server);
     server = spawnCli(["server", `-config=${configFile}`]);
-    expect(await waitForHealth(base, server)).toBe(503); // initialised, sealed
+    expect((await waitForHealth(base, server)).status).toBe(503); // initialised, sealed
     expect((await call(base, "PUT", "sys/unseal", { body: { key: unsealKey } })).body.sealed).toBe(false);
 
     const read = await call(base, "GET", "secret/data/app", { token: child.token });

@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { resolve } from "node:path";
+import { call } from "./server.js";
 
 const REPO_ROOT = resolve(import.meta.dirname, "../..");
 
@@ -37,4 +38,24 @@ export async function killCliProcesses(): Promise<void> {
   for (const proc of children) if (proc.exitCode === null && proc.signalCode === null) proc.kill("SIGKILL");
   await Promise.all([...children].map((p) => (p.exitCode === null && p.signalCode === null ? new Promise((r) => p.once("exit", r)) : undefined)));
   children.clear();
+}
+
+/**
+ * Polls `sys/health` on a server started with `spawnCli` until it answers (any status) and returns
+ * that answer; fails at once if the process exits first, or after `timeoutMs`.
+ */
+export async function waitForHealth(base: string, child: CliProcess, timeoutMs = 45_000): Promise<{ status: number; body: any }> { // eslint-disable-line @typescript-eslint/no-explicit-any -- JSON body
+  const deadline = Date.now() + timeoutMs;
+  let died = false;
+  void child.exited.then(() => (died = true));
+  for (;;) {
+    if (died) throw new Error(`server exited before answering:\nstdout: ${child.stdout()}\nstderr: ${child.stderr()}`);
+    try {
+      return await call(base, "GET", "sys/health");
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() > deadline) throw new Error(`server did not answer sys/health within ${timeoutMs} ms:\nstderr: ${child.stderr()}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
 }
