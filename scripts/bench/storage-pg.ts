@@ -12,28 +12,17 @@
 // Without --pg-url (or TEST_PG_URL) it starts its own PostgreSQL (the test suite's embedded
 // binaries) with PostgreSQL's default durability.
 import { randomBytes } from "node:crypto";
-import { createServer } from "node:net";
 import pg from "pg";
 import { PostgresStorage } from "../../src/storage/postgres.js";
 import { pgTypes } from "../../src/storage/postgres-schema.js";
 import type { LeaseRow } from "../../src/storage/types.js";
-import { TestPostgres } from "../../test/helpers/postgres.js";
+import { startBenchPostgres } from "./lib/postgres.js";
 
 function arg(args: string[], name: string): string | undefined {
   const i = args.indexOf(name);
   return i >= 0 ? args[i + 1] : undefined;
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const port = (srv.address() as { port: number }).port;
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 interface Rate {
   ops: number;
@@ -88,10 +77,9 @@ export async function main(args: string[]): Promise<void> {
   const concurrency = Number(arg(args, "--concurrency") ?? 16);
   const rounds = Number(arg(args, "--rounds") ?? 2);
   let url = arg(args, "--pg-url") ?? process.env.TEST_PG_URL;
-  let server: TestPostgres | undefined;
+  let server: { url: string; stop(): Promise<void> } | undefined;
   if (!url) {
-    server = await TestPostgres.create({ label: "leasehold-bench-pgstore", port: await freePort(), password: "bench-superuser", flags: args.includes("--fsync-off") ? ["-c", "fsync=off"] : [] });
-    await server.start();
+    server = await startBenchPostgres("leasehold-bench-pgstore", args.includes("--fsync-off") ? ["-c", "fsync=off"] : []);
     url = server.url;
   }
   const run = randomBytes(3).toString("hex");
@@ -176,6 +164,6 @@ export async function main(args: string[]): Promise<void> {
   } finally {
     await raw.query(`DROP TABLE IF EXISTS ${table}_fence, ${table}_rawkv, ${table}_rawleases, ${n.kv}, ${n.leases}, ${n.counts}, ${n.migrations} CASCADE; DROP FUNCTION IF EXISTS ${n.countsFn}() CASCADE`).catch(() => undefined);
     await Promise.all([store.close(), fenced.close(), raw.end()]);
-    await server?.destroy();
+    await server?.stop();
   }
 }
