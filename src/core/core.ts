@@ -336,8 +336,8 @@ export class Core {
   /** Revokes every token an auth mount issued (when it is disabled). */
   async revokeTokensOfAuthMount(mountPath: string): Promise<number> {
     let n = 0;
-    for (const accessor of await this.tokens.listAccessors()) {
-      const e = await this.tokens.getByAccessor(accessor);
+    for (const ref of await this.tokens.accessorIndex()) {
+      const e = ref.hmac ? await this.tokens.getByHmac(ref.hmac) : undefined;
       if (e && e.authMount === mountPath) n += await this.tokens.revokeTree(e);
     }
     return n;

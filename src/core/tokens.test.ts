@@ -63,3 +63,27 @@ describe("TokenStore cache", () => {
     for (const t of tokens) expect((await store.lookup(t.token))!.hmac).toBe(t.entry.hmac);
   });
 });
+
+describe("TokenStore accessor index", () => {
+  it("is keyed by an HMAC of the accessor, and entries written in clear by older versions are moved at unseal", async () => {
+    const { view } = await makeBarrierView("sys/token/");
+    const store = new TokenStore(view);
+    const { entry } = await store.create(params);
+    // The current layout: no key names the accessor.
+    expect((await view.list("accessor/")).some((k) => k.includes(entry.accessor))).toBe(false);
+    expect((await store.lookupAccessor(entry.accessor))?.hmac).toBe(entry.hmac);
+
+    // An older version's entry, keyed by the accessor in clear, for a second token.
+    const legacy = await store.create(params);
+    for (const ref of await store.accessorIndex()) if (ref.accessor === legacy.entry.accessor) await view.delete(`accessor/${ref.key}`);
+    await view.putJSON(`accessor/${legacy.entry.accessor}`, { hmac: legacy.entry.hmac });
+    expect(await store.lookupAccessor(legacy.entry.accessor)).toBeUndefined();
+
+    expect(await store.migrateAccessorIndex()).toBe(1);
+    expect(await view.get(`accessor/${legacy.entry.accessor}`)).toBeUndefined();
+    expect((await store.lookupAccessor(legacy.entry.accessor))?.hmac).toBe(legacy.entry.hmac);
+    expect((await store.listAccessors()).sort()).toEqual([entry.accessor, legacy.entry.accessor].sort());
+    // Run again, nothing left to move.
+    expect(await store.migrateAccessorIndex()).toBe(0);
+  });
+});

@@ -441,12 +441,10 @@ export class TokenStore {
       const parentGone = e.parent !== null && !(await this.getByHmac(e.parent));
       if (e.numUses === REVOCATION_PENDING || (e.expireTime !== null && e.expireTime <= now) || parentGone) out.revokedTokens += await this.revokeTree(e);
     }
-    for (const key of (await this.storage.list("accessor/")).filter((k) => !k.endsWith("/"))) {
-      const ref = await this.storage.getJSON<{ hmac: string; accessor?: string }>(`accessor/${key}`);
-      if (ref && (await this.getByHmac(ref.hmac))) continue;
-      const accessor = ref?.accessor ?? key;
-      if (this.leaseHooks && ref) await this.leaseHooks.sweep(accessor);
-      await this.storage.delete(`accessor/${key}`);
+    for (const ref of await this.accessorIndex()) {
+      if (ref.hmac && (await this.getByHmac(ref.hmac))) continue;
+      if (this.leaseHooks && ref.hmac) await this.leaseHooks.sweep(ref.accessor ?? ref.key);
+      await this.storage.delete(`accessor/${ref.key}`);
       out.danglingAccessors++;
     }
     for (const parent of (await this.storage.list("parent/")).filter((k) => k.endsWith("/"))) {
@@ -459,15 +457,23 @@ export class TokenStore {
     return out;
   }
 
+  /**
+   * The accessor index as stored: each entry's storage key (under `accessor/`), the token's HMAC and
+   * the accessor itself (absent in entries written in clear by older versions, whose key is the
+   * accessor). An entry that cannot be read has no `hmac`.
+   */
+  async accessorIndex(): Promise<{ key: string; hmac?: string; accessor?: string }[]> {
+    const out: { key: string; hmac?: string; accessor?: string }[] = [];
+    for (const key of (await this.storage.list("accessor/")).filter((k) => !k.endsWith("/"))) {
+      const ref = await this.storage.getJSON<{ hmac: string; accessor?: string }>(`accessor/${key}`);
+      out.push({ key, hmac: ref?.hmac, accessor: ref?.accessor });
+    }
+    return out;
+  }
+
   /** Every token's accessor (the index is keyed by HMAC; each entry holds the accessor itself). */
   async listAccessors(): Promise<string[]> {
-    const keys = (await this.storage.list("accessor/")).filter((k) => !k.endsWith("/"));
-    const out: string[] = [];
-    for (const k of keys) {
-      const ref = await this.storage.getJSON<{ hmac: string; accessor?: string }>(`accessor/${k}`);
-      if (ref?.accessor) out.push(ref.accessor);
-    }
-    return out.sort();
+    return (await this.accessorIndex()).flatMap((r) => (r.accessor ? [r.accessor] : [])).sort();
   }
 
   /**
@@ -476,11 +482,10 @@ export class TokenStore {
    */
   async migrateAccessorIndex(): Promise<number> {
     let moved = 0;
-    for (const k of (await this.storage.list("accessor/")).filter((k) => !k.endsWith("/"))) {
-      const ref = await this.storage.getJSON<{ hmac: string; accessor?: string }>(`accessor/${k}`);
-      if (!ref || ref.accessor) continue;
-      await this.storage.putJSON(await this.accessorKey(k), { hmac: ref.hmac, accessor: k });
-      await this.storage.delete(`accessor/${k}`);
+    for (const ref of await this.accessorIndex()) {
+      if (!ref.hmac || ref.accessor) continue;
+      await this.storage.putJSON(await this.accessorKey(ref.key), { hmac: ref.hmac, accessor: ref.key });
+      await this.storage.delete(`accessor/${ref.key}`);
       moved++;
     }
     return moved;
