@@ -11,8 +11,8 @@ import { FencedError, HaLock, type LockRun } from "./lock.js";
  * core active when it holds the lock and standby when it loses it, and fences every write of the
  * storage with the epoch it holds.
  *
- * Without request forwarding (yet): a standby redirects clients to the active node's api_addr
- * (src/server/app.ts), it never serves nor writes anything itself.
+ * A standby serves nothing itself: it forwards requests to the active (src/cluster/forwarding.ts)
+ * or redirects clients to the active node's api_addr (src/server/app.ts), and writes nothing.
  *
  * The fence: the storage is opened with `fence`, which reads the epoch this node holds *now*
  * (undefined on a standby: every write fails with FencedError before touching a table) and runs the
@@ -27,6 +27,8 @@ export interface HaNodeOptions {
   /** Lock lifetime (default 15 s). */
   lifetimeMs?: number;
   logger: Logger;
+  /** Runs after the core became active, under the lock (the cluster listener's certificate is made here); a failure steps down. */
+  onActive?: () => Promise<void>;
 }
 
 /** Wording with "standby": the client library fails over to another address on such a 503. */
@@ -99,7 +101,14 @@ export class HaNode implements HaController {
   }
 
   unsealed(): void {
+    // After sys/init on this node (it took the lock before unsealing): the active's set-up runs now.
+    if (this.epoch !== undefined) void this.serial(() => this.runOnActive(this.epoch!));
     if (!this.closed && !this.campaign && !this.campaignTimer) this.startCampaign();
+  }
+
+  private async runOnActive(epoch: number): Promise<void> {
+    if (this.epoch !== epoch || !this.opts.onActive) return;
+    await this.opts.onActive().catch((err: unknown) => this.log.error({ err }, "setting up the active node failed"));
   }
 
   async sealed(): Promise<void> {
@@ -110,7 +119,8 @@ export class HaNode implements HaController {
 
   async leader(): Promise<HaLeader | undefined> {
     const h = await this.lock!.current();
-    if (!h) return undefined;
+    // This node's own row while it is not active (stepping down, or its lock about to expire): no active node to send anyone to.
+    if (!h || (h.nodeId === this.nodeId && this.epoch !== h.epoch)) return undefined;
     return { isSelf: h.nodeId === this.nodeId && this.epoch === h.epoch, apiAddr: h.apiAddr, clusterAddr: h.clusterAddr, activeTime: h.acquiredAt };
   }
 
@@ -160,10 +170,12 @@ export class HaNode implements HaController {
     this.epoch = epoch;
     try {
       await this.core!.becomeActive();
+      await this.opts.onActive?.();
       this.log.info({ epoch, node_id: this.nodeId, api_addr: this.opts.apiAddr }, "acquired the HA lock: this node is active");
     } catch (err) {
       this.log.error({ err, epoch }, "becoming active failed: releasing the HA lock");
       this.epoch = undefined;
+      await this.core!.becomeStandby().catch(() => undefined);
       await this.lock!.release().catch(() => undefined);
       // Not at once again: let another node try.
       await new Promise((r) => setTimeout(r, this.lock!.lifetimeMs / 3).unref());

@@ -724,7 +724,7 @@ function errorMessage(err: unknown): string {
 }
 
 /** Builds Vault's response envelope from a handler response. */
-function renderResponse(
+export function renderResponse(
   requestId: string,
   resp: HandlerResponse,
   auth: Record<string, unknown> | null,

@@ -4,9 +4,11 @@ import { TLSSocket } from "node:tls";
 import { Hono, type Context } from "hono";
 import type { HttpBindings } from "@hono/node-server";
 import type { Logger } from "pino";
-import { STANDBY_PATHS, type Core, type CoreRequest, type CoreResponse } from "../core/core.js";
-import { isLeaseholdError, LeaseholdError, StandbyError, UnsupportedOperation, UserError } from "../sdk/errors.js";
+import { renderResponse, STANDBY_PATHS, type Core, type CoreRequest, type CoreResponse, type HaLeader } from "../core/core.js";
+import { isLeaseholdError, LeaseholdError, PermissionDenied, StandbyError, UnsupportedOperation, UserError } from "../sdk/errors.js";
 import { parseGoBool } from "../sdk/fields.js";
+import { ForwardingFailed, readForwardedConnection, relayOf, type Forwarder, type ForwardedConnection } from "../cluster/forwarding.js";
+import { metricsAnswer } from "../core/sys/audit.js";
 import { ClientAborted, CONTROL_MAX_REQUEST_SIZE, decodeBody, DEFAULT_MAX_REQUEST_SIZE, readRawBody } from "./body.js";
 
 type Env = { Bindings: HttpBindings };
@@ -53,7 +55,15 @@ function tokenOf(c: Context<Env>): string | undefined {
   return undefined;
 }
 
-function connectionOf(incoming: IncomingMessage): CoreRequest["connection"] {
+/**
+ * The caller's connection: the socket's, or on the cluster listener (every peer authenticated with
+ * the cluster certificate) the one a standby forwarded.
+ */
+function connectionOf(incoming: IncomingMessage, clusterPeer: boolean): CoreRequest["connection"] {
+  if (clusterPeer) {
+    const forwarded = readForwardedConnection(incoming.headers);
+    if (forwarded) return forwarded;
+  }
   const socket = incoming.socket;
   const conn: CoreRequest["connection"] = { remoteAddress: socket.remoteAddress ?? "" };
   if (socket instanceof TLSSocket) {
@@ -111,12 +121,24 @@ function refuseWrapping(wrapTtl: string | undefined): void {
   throw new UserError("response wrapping (X-Vault-Wrap-TTL) is not supported by this server: nothing was done; send the request without it");
 }
 
+/** What distinguishes the listeners' apps besides their limits. */
+export interface AppRole {
+  /** HA: how a standby relays requests to the active node (absent: it redirects, 307). */
+  forwarder?: Forwarder;
+  /** The cluster listener's app: callers are cluster peers, their forwarded connection facts are believed, nothing is forwarded again. */
+  clusterPeer?: boolean;
+}
+
+/** How long a standby reuses the active node's address it read from the lock (a failure reads it again at once). */
+const LEADER_CACHE_MS = 1_000;
+
 /**
  * The HTTP front: one catch-all `/v1/*` route (mounts change at runtime, so Hono's own router
  * cannot know them) that parses the request, asks the core, and renders Vault's envelopes.
  */
-export function buildApp(core: Core, logger: Logger, limits: Partial<AppLimits> = {}): Hono<Env> {
+export function buildApp(core: Core, logger: Logger, limits: Partial<AppLimits> = {}, role: AppRole = {}): Hono<Env> {
   const app = new Hono<Env>();
+  const { forwarder, clusterPeer = false } = role;
   const { maxRequestSize, maxRequestDurationMs } = { ...DEFAULT_APP_LIMITS, ...limits };
 
   app.onError((err, c) => {
@@ -180,7 +202,7 @@ export function buildApp(core: Core, logger: Logger, limits: Partial<AppLimits> 
     const op = operationOf(method, isList);
     const id = randomUUID();
     const token = tokenOf(c);
-    const connection = connectionOf(incoming);
+    const connection = connectionOf(incoming, clusterPeer);
     let data: Record<string, unknown> = {};
     if (op === "read" || op === "list") {
       for (const [k, v] of query) if (k !== "list") data[k] = v;
@@ -205,11 +227,62 @@ export function buildApp(core: Core, logger: Logger, limits: Partial<AppLimits> 
     return withDeadline(core.handle({ id, op, path: rawPath, data, token, connection }));
   };
 
+  let cachedLeader: { leader: HaLeader | undefined; at: number } | undefined;
+  const leaderNow = async (fresh: boolean): Promise<HaLeader | undefined> => {
+    if (!fresh && cachedLeader && Date.now() - cachedLeader.at < LEADER_CACHE_MS) return cachedLeader.leader;
+    const leader = await core.ha!.leader().catch(() => undefined);
+    cachedLeader = { leader, at: Date.now() };
+    return leader;
+  };
+
+  /** 307 to the same path and query on the active node's api_addr (method and body kept by the client). */
+  const redirectTo = (c: Context<Env>, leader: HaLeader | undefined, url: URL): Response => {
+    if (hasBody(c.env.incoming)) c.header("Connection", "close"); // the body is not read
+    if (!leader || leader.isSelf || !leader.apiAddr) throw new StandbyError();
+    let location: URL;
+    try {
+      location = new URL(leader.apiAddr);
+    } catch {
+      throw new StandbyError();
+    }
+    location.pathname = url.pathname;
+    location.search = url.search;
+    forwarder?.countRedirect();
+    c.header("Location", location.toString());
+    return c.body(null, 307);
+  };
+
   /**
-   * HA without request forwarding (Vault's behaviour then): a standby answers its own status paths
-   * and redirects everything else, 307 (method and body kept) to the same path and query on the
-   * active node's api_addr; 503 with "standby" in the message (clients fail over) when no node is
-   * active. Nothing of the request is read or handled here.
+   * `sys/metrics` on a standby: its own figures (each node is scraped for itself, as in Vault), once
+   * the active node, asked through the cluster with the caller's token and address, says the token
+   * may read `sys/metrics`. A refusal of the token itself comes back as the active answered it.
+   */
+  const ownMetrics = async (c: Context<Env>, fw: Forwarder, clusterAddr: string, conn: ForwardedConnection, url: URL): Promise<Response> => {
+    const headers: Record<string, string> = { "content-type": "application/json" };
+    for (const h of ["x-vault-token", "authorization"]) {
+      const v = c.req.header(h);
+      if (v !== undefined) headers[h] = v;
+    }
+    const check = await fw.forward(clusterAddr, { method: "POST", url: "/v1/sys/capabilities-self", headers, body: Buffer.from(JSON.stringify({ paths: ["sys/metrics"] })) }, conn);
+    if (check.status !== 200) return c.body(new Uint8Array(check.body), check.status as 400, check.headers);
+    let caps: unknown;
+    try {
+      caps = (JSON.parse(check.body.toString("utf8")) as { data?: { capabilities?: unknown } }).data?.capabilities;
+    } catch {
+      caps = undefined;
+    }
+    if (!Array.isArray(caps) || !(caps.includes("read") || caps.includes("root"))) throw new PermissionDenied();
+    const answer = await metricsAnswer(core, url.searchParams.get("format") ?? undefined);
+    return send(c, renderResponse(randomUUID(), answer, null, "system"));
+  };
+
+  /**
+   * HA: a standby answers its own status paths and relays everything else to the active node over
+   * the cluster listener (request forwarding), so clients may talk to any node. When it cannot
+   * forward (no forwarder, the active has no cluster_addr, or the active cannot be reached), it
+   * falls back to what Vault does then: 307 to the same path and query on the active's api_addr,
+   * or 503 with "standby" in the message (clients fail over) when no node is active. On the cluster
+   * listener a standby never forwards again: 503.
    */
   const standbyAnswer = async (c: Context<Env>): Promise<Response | undefined> => {
     if (!core.standby || !core.ha) return undefined;
@@ -222,19 +295,34 @@ export function buildApp(core: Core, logger: Logger, limits: Partial<AppLimits> 
       return undefined; // serve() refuses it
     }
     if (STANDBY_PATHS.has(path)) return undefined;
-    const leader = await core.ha.leader().catch(() => undefined);
-    if (hasBody(c.env.incoming)) c.header("Connection", "close"); // the body is not read
-    if (!leader || leader.isSelf || !leader.apiAddr) throw new StandbyError();
-    let location: URL;
-    try {
-      location = new URL(leader.apiAddr);
-    } catch {
-      throw new StandbyError();
+    if (clusterPeer) throw new StandbyError();
+    // The cached address serves forwarding only (a failure reads it again); a redirect reads it fresh.
+    let leader = await leaderNow(!forwarder);
+    if (forwarder && leader && !leader.isSelf && leader.clusterAddr) {
+      const conn = connectionOf(c.env.incoming, false);
+      for (let attempt = 0; ; attempt++) {
+        try {
+          if (path === "sys/metrics" && (c.req.method === "GET" || c.req.method === "HEAD")) return await ownMetrics(c, forwarder, leader.clusterAddr, conn, url);
+          const answer = await forwarder.forward(leader.clusterAddr, relayOf(c.env.incoming), conn);
+          return c.body(new Uint8Array(answer.body), answer.status as 200, answer.headers);
+        } catch (err) {
+          if (!(err instanceof ForwardingFailed)) throw err;
+          logger.debug({ err: err.message, leader: leader.clusterAddr }, "forwarding to the active node failed");
+          if (err.maybeDelivered) {
+            // It may have been done: never sent twice. The client decides (its library retries on 503 "standby").
+            throw new StandbyError("node is in standby mode: forwarding to the active node failed before it answered; the request may or may not have been carried out");
+          }
+          // The active may have changed since the cached read: once more with a fresh one.
+          const fresh = await leaderNow(true);
+          if (attempt > 0 || !fresh || fresh.isSelf || !fresh.clusterAddr || fresh.clusterAddr === leader.clusterAddr) {
+            leader = fresh;
+            break;
+          }
+          leader = fresh;
+        }
+      }
     }
-    location.pathname = url.pathname;
-    location.search = url.search;
-    c.header("Location", location.toString());
-    return c.body(null, 307);
+    return redirectTo(c, leader, url);
   };
 
   app.all("/v1/*", async (c) => {

@@ -53,6 +53,12 @@ export interface ListenerConfig {
   idleTimeoutMs?: number;
   maxRequestDurationMs?: number;
   maxRequestSize?: number;
+  /**
+   * `cluster_address` (Vault's): where this node listens for node-to-node traffic (forwarded
+   * requests, mutual TLS with the cluster certificate). Only with HA; when no listener sets it, the
+   * first listener's address with its port plus one (Vault's default).
+   */
+  clusterAddress?: string;
 }
 
 export type LogLevel = ConfigLogLevel;
@@ -84,8 +90,10 @@ export interface ServerConfig {
   /** Auto-unseal from a key file; without it the server starts sealed. */
   seal?: { type: "static"; keyFile: string };
   apiAddr?: string;
-  /** `cluster_addr`: reported by sys/leader as `leader_cluster_address` (no node-to-node traffic yet). */
+  /** `cluster_addr`: the URL other nodes reach this node's cluster listener at (`https://node1:8201`); sys/leader's `leader_cluster_address`. */
   clusterAddr?: string;
+  /** `disable_clustering` (Vault's): no cluster listener and no request forwarding; standbys redirect (307). */
+  disableClustering?: boolean;
   clusterName: string;
   /** Seconds. */
   defaultLeaseTtl: number;
@@ -109,10 +117,10 @@ export const DEFAULT_LEASE_TTL_SECONDS = 768 * 3600;
 export const DEFAULT_LISTENER_ADDRESS = "127.0.0.1:8200";
 export const DEFAULT_CLUSTER_NAME = "leasehold";
 
-const TOP_LEVEL_KEYS = ["storage", "listener", "seal", "api_addr", "cluster_addr", "cluster_name", "default_lease_ttl", "max_lease_ttl", "log_level", "disable_mlock", "ui", "disable_revocation", "lease_count_warning_threshold", "lease_revoke_retry_base", "lease_revoke_retry_cap", "lease_revoke_max_attempts", "login_rate_limit", "login_rate_limit_burst", "allow_audit_log_prefixing"];
+const TOP_LEVEL_KEYS = ["storage", "listener", "seal", "api_addr", "cluster_addr", "cluster_name", "default_lease_ttl", "max_lease_ttl", "log_level", "disable_mlock", "ui", "disable_revocation", "lease_count_warning_threshold", "lease_revoke_retry_base", "lease_revoke_retry_cap", "lease_revoke_max_attempts", "login_rate_limit", "login_rate_limit_burst", "allow_audit_log_prefixing", "disable_clustering"];
 const STORAGE_KEYS = ["path", "synchronous"];
 const PG_STORAGE_KEYS = ["connection_url", "table", "schema", "max_parallel", "max_idle_connections", "ha_enabled", "ha_table", "ha_lock_lifetime"];
-const LISTENER_KEYS = ["address", "tls_disable", "tls_cert_file", "tls_key_file", "tls_client_ca_file", "http_read_header_timeout", "http_read_timeout", "http_write_timeout", "http_idle_timeout", "max_request_duration", "max_request_size"];
+const LISTENER_KEYS = ["address", "tls_disable", "tls_cert_file", "tls_key_file", "tls_client_ca_file", "http_read_header_timeout", "http_read_timeout", "http_write_timeout", "http_idle_timeout", "max_request_duration", "max_request_size", "cluster_address"];
 /** Listener durations (`listener "tcp"`): key → field, in ms. */
 const LISTENER_DURATIONS = [
   ["http_read_header_timeout", "readHeaderTimeoutMs"],
@@ -248,6 +256,7 @@ class ConfigReader extends HclConfigReader {
     const config: Omit<ServerConfig, "storage" | "seal" | "listeners"> = { clusterName, defaultLeaseTtl, maxLeaseTtl, logLevel };
     if (apiAddr !== undefined) config.apiAddr = apiAddr;
     if (clusterAddr !== undefined) config.clusterAddr = clusterAddr;
+    if (root.disable_clustering !== undefined) config.disableClustering = this.bool(root, "disable_clustering", "");
     if (root.disable_revocation !== undefined) config.disableRevocation = this.bool(root, "disable_revocation", "");
     if (root.allow_audit_log_prefixing !== undefined) config.allowAuditLogPrefixing = this.bool(root, "allow_audit_log_prefixing", "");
     if (root.lease_count_warning_threshold !== undefined) config.leaseCountWarningThreshold = this.positiveInt(root, "lease_count_warning_threshold");
@@ -361,6 +370,7 @@ class ConfigReader extends HclConfigReader {
     if (body.tls_client_ca_file !== undefined) listener.tlsClientCaFile = this.string(body, "tls_client_ca_file", where);
     for (const [key, field] of LISTENER_DURATIONS) if (body[key] !== undefined) listener[field] = this.durationMs(body, key, where);
     if (body.max_request_size !== undefined) listener.maxRequestSize = this.byteSize(body, "max_request_size", where);
+    if (body.cluster_address !== undefined) listener.clusterAddress = this.address(body, where, "cluster_address");
     if (!tlsDisable) {
       const missing = [listener.tlsCertFile ? "" : "tls_cert_file", listener.tlsKeyFile ? "" : "tls_key_file"].filter(Boolean);
       if (missing.length) {
@@ -421,11 +431,11 @@ class ConfigReader extends HclConfigReader {
     return n;
   }
 
-  private address(body: HclObject, where: string): string {
-    const address = this.string(body, "address", where).trim();
+  private address(body: HclObject, where: string, key = "address"): string {
+    const address = this.string(body, key, where).trim();
     const m = /^(\[[0-9A-Fa-f:.]+\]|[^\s:[\]/]+):(\d{1,5})$/.exec(address);
     if (!m || Number(m[2]) > 65535) {
-      this.fail(body, "address", `${where}: address must be host:port, such as "127.0.0.1:8200", "0.0.0.0:8200" or "[::1]:8200", got ${JSON.stringify(address)}`);
+      this.fail(body, key, `${where}: ${key} must be host:port, such as "127.0.0.1:8200", "0.0.0.0:8200" or "[::1]:8200", got ${JSON.stringify(address)}`);
     }
     return address;
   }

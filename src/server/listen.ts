@@ -1,6 +1,7 @@
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
 import type { AddressInfo } from "node:net";
+import type { SecureContext } from "node:tls";
 import { createAdaptorServer } from "@hono/node-server";
 import type { Hono } from "hono";
 import { acceptListMethod } from "./list-method.js";
@@ -26,6 +27,12 @@ export interface ListenOptions {
   /** `host:port`; port 0 picks a free one. */
   address: string;
   tls?: { cert: string; key: string; ca?: string };
+  /**
+   * Instead of `tls`: mutual TLS where every client must present a certificate that `context()`'s
+   * CA accepts (the cluster listener). The context is asked for at each handshake (SNI); while it is
+   * undefined, every handshake fails.
+   */
+  mutualTls?: { context: () => SecureContext | undefined };
   /** Defaults: `DEFAULT_HTTP_TIMEOUTS`. */
   timeouts?: Partial<HttpTimeouts>;
 }
@@ -74,8 +81,25 @@ export async function listen<E extends object>(app: Hono<E>, opts: ListenOptions
   const { host, port } = splitAddress(opts.address);
   const timeouts = { ...DEFAULT_HTTP_TIMEOUTS, ...opts.timeouts };
   const { keepAliveTimeout, ...serverTimeouts } = nodeTimeouts(timeouts);
+  const mutual = opts.mutualTls;
   const server = (
-    opts.tls
+    mutual
+      ? createAdaptorServer({
+          fetch: app.fetch,
+          createServer: createHttpsServer,
+          serverOptions: {
+            SNICallback: (_name: string, cb: (err: Error | null, ctx?: SecureContext) => void) => {
+              const ctx = mutual.context();
+              if (ctx) cb(null, ctx);
+              else cb(new Error("the cluster listener has no certificate yet"));
+            },
+            requestCert: true,
+            rejectUnauthorized: true,
+            minVersion: "TLSv1.3",
+            ...serverTimeouts,
+          },
+        })
+      : opts.tls
       ? createAdaptorServer({
           fetch: app.fetch,
           createServer: createHttpsServer,
@@ -102,7 +126,7 @@ export async function listen<E extends object>(app: Hono<E>, opts: ListenOptions
   const shownHost = addr.family === "IPv6" ? `[${addr.address}]` : addr.address;
   return {
     server,
-    url: `${opts.tls ? "https" : "http"}://${shownHost}:${addr.port}`,
+    url: `${opts.tls || mutual ? "https" : "http"}://${shownHost}:${addr.port}`,
     close: () =>
       new Promise<void>((resolve) => {
         server.close(() => resolve());

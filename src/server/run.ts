@@ -14,11 +14,14 @@ import { SqliteStorage } from "../storage/sqlite.js";
 import { PostgresStorage, describeConnection } from "../storage/postgres.js";
 import type { WriteFence } from "../storage/postgres-schema.js";
 import { HaNode } from "../cluster/ha.js";
+import { Forwarder } from "../cluster/forwarding.js";
+import { ensureClusterTls, loadClusterTls, type ClusterTlsMaterial } from "../cluster/tls.js";
+import { createSecureContext, type SecureContext } from "node:tls";
 import type { PhysicalStorage } from "../storage/types.js";
-import { buildApp, type AppLimits } from "./app.js";
+import { buildApp, DEFAULT_APP_LIMITS, type AppLimits } from "./app.js";
 import { DEFAULT_LEASE_TTL_SECONDS, loadDevServerConfig, loadServerConfig, type ListenerConfig, type ServerConfig, type StorageConfig } from "./config.js";
 import { generateDevTls, type DevTlsFiles } from "./dev-tls.js";
-import { listen, type HttpTimeouts, type RunningListener } from "./listen.js";
+import { listen, splitAddress, type HttpTimeouts, type RunningListener } from "./listen.js";
 import { createLogger } from "./logger.js";
 import { writeTokenFile } from "../client/token-file.js";
 
@@ -46,6 +49,8 @@ export interface RunningServer {
   rootToken?: string;
   unsealKey?: string;
   devTls?: DevTlsFiles;
+  /** HA with request forwarding: the cluster listener (mutual TLS). */
+  clusterListener?: RunningListener;
   stop(): Promise<void>;
 }
 
@@ -75,15 +80,95 @@ function describeStorage(storage: StorageConfig): string {
   return storage.type === "sqlite" ? `sqlite ${storage.path}` : describeConnection(storage.connectionUrl);
 }
 
+/**
+ * Where the cluster listener binds: the first listener's `cluster_address`, else the first
+ * listener's address with its port plus one (Vault's default).
+ */
+export function clusterListenAddress(listeners: ListenerConfig[]): string {
+  const explicit = listeners.find((l) => l.clusterAddress)?.clusterAddress;
+  if (explicit) return explicit;
+  const first = listeners[0];
+  const { host, port } = splitAddress(first.address);
+  const shown = host.includes(":") ? `[${host}]` : host;
+  return `${shown}:${port === 0 ? 0 : port + 1}`;
+}
+
+/**
+ * HA request forwarding: the cluster listener (mutual TLS with the cluster certificate, which the
+ * active node makes and keeps in the barrier) and the standby's forwarder. The listener opens at
+ * start but completes no handshake until this node has read the certificate, as the active.
+ */
+class ClusterSide {
+  private context?: SecureContext;
+  private material?: ClusterTlsMaterial;
+  listener?: RunningListener;
+  forwarder?: Forwarder;
+
+  constructor(
+    private readonly core: () => Core,
+    private readonly logger: Logger,
+  ) {}
+
+  /** The active node: makes (first time) or reads the certificate, and serves handshakes with it. */
+  async becameActive(): Promise<void> {
+    const material = await ensureClusterTls(this.core().barrier.view(""));
+    this.use(material);
+  }
+
+  private use(material: ClusterTlsMaterial): void {
+    if (this.material?.cert === material.cert && this.material.key === material.key) return;
+    this.material = material;
+    this.context = createSecureContext({ cert: material.cert, key: material.key, ca: material.cert, minVersion: "TLSv1.3" });
+  }
+
+  async open(config: ServerConfig): Promise<void> {
+    const core = this.core();
+    const first = config.listeners[0];
+    const limits = listenerLimits(first ?? {});
+    const maxDuration = limits.app.maxRequestDurationMs ?? DEFAULT_APP_LIMITS.maxRequestDurationMs;
+    this.forwarder = new Forwarder({
+      loadTls: async () => {
+        const m = await loadClusterTls(core.barrier.view(""));
+        if (m) this.use(m);
+        return m;
+      },
+      responseTimeoutMs: maxDuration + 5_000,
+      registry: core.metrics.registry,
+    });
+    const address = clusterListenAddress(config.listeners);
+    this.listener = await listen(buildApp(core, this.logger, limits.app, { clusterPeer: true }), {
+      address,
+      mutualTls: { context: () => this.context },
+      timeouts: limits.timeouts,
+    });
+    this.logger.info({ cluster_listener: this.listener.url, cluster_addr: config.clusterAddr }, "cluster listener open (request forwarding)");
+  }
+
+  async close(): Promise<void> {
+    this.forwarder?.close();
+    await this.listener?.close();
+  }
+}
+
 /** Starts a server from a parsed config file. */
 export async function startConfiguredServer(config: ServerConfig, logger = createLogger(config.logLevel)): Promise<RunningServer> {
   const haConfig = config.storage.type === "postgresql" && config.storage.haEnabled ? config.storage : undefined;
+  let core: Core | undefined;
+  // Request forwarding needs a cluster_addr to advertise (Vault: no cluster address, no forwarding).
+  const cluster = haConfig && config.clusterAddr && !config.disableClustering ? new ClusterSide(() => core!, logger.child({ component: "cluster" })) : undefined;
   // HA: every write is fenced by the epoch of the lock this node holds now (none on a standby).
   const ha = haConfig
-    ? new HaNode({ connectionUrl: haConfig.connectionUrl, apiAddr: config.apiAddr!, clusterAddr: config.clusterAddr, lifetimeMs: haConfig.haLockLifetimeMs, logger: logger.child({ component: "ha" }) })
+    ? new HaNode({
+        connectionUrl: haConfig.connectionUrl,
+        apiAddr: config.apiAddr!,
+        clusterAddr: config.clusterAddr,
+        lifetimeMs: haConfig.haLockLifetimeMs,
+        logger: logger.child({ component: "ha" }),
+        onActive: cluster ? () => cluster.becameActive() : undefined,
+      })
     : undefined;
   const physical = await openStorage(config.storage, logger, ha?.fence);
-  const core = new Core({
+  core = new Core({
     physical,
     plugins: builtinPlugins,
     logger,
@@ -98,20 +183,25 @@ export async function startConfiguredServer(config: ServerConfig, logger = creat
     allowAuditLogPrefixing: config.allowAuditLogPrefixing,
     ha,
   });
-  try {
-    if (ha) await ha.open((physical as PostgresStorage).names, core);
-    await core.start();
-  } catch (err) {
+  const shutDownEarly = async () => {
     // An open PostgreSQL pool would keep the process alive after the error is reported.
     await ha?.close().catch(() => undefined);
+    await cluster?.close().catch(() => undefined);
+  };
+  try {
+    if (ha) await ha.open((physical as PostgresStorage).names, core);
+    await cluster?.open(config);
+    await core.start();
+  } catch (err) {
+    await shutDownEarly();
     await physical.close().catch(() => undefined);
     throw err;
   }
-  const listeners = await listenOrShutDown(core, logger, config.listeners).catch(async (err: unknown) => {
-    await ha?.close().catch(() => undefined);
+  const listeners = await listenOrShutDown(core, logger, config.listeners, cluster?.forwarder).catch(async (err: unknown) => {
+    await shutDownEarly();
     throw err;
   });
-  return running(core, listeners, logger, {}, ha);
+  return running(core, listeners, logger, { clusterListener: cluster?.listener }, ha, cluster);
 }
 
 /** A listener's limits and timeouts, without the keys it does not set (0 = the default for the two limits, as in Vault). */
@@ -125,9 +215,9 @@ function listenerLimits(l: Partial<ListenerConfig>): { app: Partial<AppLimits>; 
 }
 
 /** `listenOn`, shutting the core down when a listener cannot open (so the process can exit). */
-async function listenOrShutDown(core: Core, logger: Logger, configs: ListenerConfig[]): Promise<RunningListener[]> {
+async function listenOrShutDown(core: Core, logger: Logger, configs: ListenerConfig[], forwarder?: Forwarder): Promise<RunningListener[]> {
   try {
-    return await listenOn(core, logger, configs);
+    return await listenOn(core, logger, configs, forwarder);
   } catch (err) {
     await core.shutdown();
     throw err;
@@ -135,7 +225,7 @@ async function listenOrShutDown(core: Core, logger: Logger, configs: ListenerCon
 }
 
 /** Opens the `listener` blocks of a config file, in order; on a failure closes those already open. */
-async function listenOn(core: Core, logger: Logger, configs: ListenerConfig[]): Promise<RunningListener[]> {
+async function listenOn(core: Core, logger: Logger, configs: ListenerConfig[], forwarder?: Forwarder): Promise<RunningListener[]> {
   const listeners: RunningListener[] = [];
   try {
     for (const l of configs) {
@@ -144,7 +234,7 @@ async function listenOn(core: Core, logger: Logger, configs: ListenerConfig[]): 
         : { cert: readFile(l.tlsCertFile!, "tls_cert_file"), key: readFile(l.tlsKeyFile!, "tls_key_file"), ca: l.tlsClientCaFile ? readFile(l.tlsClientCaFile, "tls_client_ca_file") : undefined };
       // One app per listener: its body limit and request duration are the listener's.
       const limits = listenerLimits(l);
-      listeners.push(await listen(buildApp(core, logger, limits.app), { address: l.address, tls, timeouts: limits.timeouts }));
+      listeners.push(await listen(buildApp(core, logger, limits.app, { forwarder }), { address: l.address, tls, timeouts: limits.timeouts }));
     }
   } catch (err) {
     await Promise.all(listeners.map((l) => l.close()));
@@ -153,7 +243,7 @@ async function listenOn(core: Core, logger: Logger, configs: ListenerConfig[]): 
   return listeners;
 }
 
-function running(core: Core, listeners: RunningListener[], logger: Logger, extra: Partial<RunningServer> = {}, ha?: HaNode): RunningServer {
+function running(core: Core, listeners: RunningListener[], logger: Logger, extra: Partial<RunningServer> = {}, ha?: HaNode, cluster?: ClusterSide): RunningServer {
   let stopped: Promise<void> | undefined;
   return {
     core,
@@ -166,6 +256,7 @@ function running(core: Core, listeners: RunningListener[], logger: Logger, extra
         // HA: give the lock up first, so a standby takes over while the listeners drain.
         if (ha) await ha.stepDownForShutdown();
         await Promise.all(listeners.map((l) => l.close()));
+        await cluster?.close();
         await core.shutdown();
         await ha?.close();
       })()),
@@ -196,14 +287,16 @@ export interface DevServerOptions {
   /** `allow_audit_log_prefixing`: file audit devices may use `prefix`. */
   allowAuditLogPrefixing?: boolean;
   /** Limits and timeouts of the dev listener (Vault's defaults when absent; tests shorten them). */
-  http?: Partial<Omit<ListenerConfig, "address" | "tlsDisable" | "tlsCertFile" | "tlsKeyFile" | "tlsClientCaFile">>;
+  http?: Partial<Omit<ListenerConfig, "address" | "tlsDisable" | "tlsCertFile" | "tlsKeyFile" | "tlsClientCaFile" | "clusterAddress">>;
+  /** The store, empty (default: SQLite in memory); the tests run the storage-agnostic suite on PostgreSQL too. Closed by `stop`. */
+  physical?: PhysicalStorage;
 }
 
 /** The dev server: in-memory store, initialised, unsealed, KV v2 at `secret/`. */
 export async function startDevServer(opts: DevServerOptions = {}): Promise<RunningServer> {
   const logger = opts.logger ?? createLogger("info");
   const core = new Core({
-    physical: new SqliteStorage({ path: ":memory:" }),
+    physical: opts.physical ?? new SqliteStorage({ path: ":memory:" }),
     plugins: [...builtinPlugins, ...(opts.extraPlugins ?? [])],
     leaseRetry: opts.leaseRetry,
     leaseRevocationConcurrency: opts.leaseRevocationConcurrency,

@@ -1,10 +1,12 @@
 /**
  * End to end: two `leasehold server` processes with `ha_enabled = true` on one PostgreSQL (the
- * embedded test server), each unsealing itself with the same static seal key. One is active, the
- * other standby and redirects (307) to it; kill -9, sys/step-down and SIGTERM of the active hand
- * the lock over to the standby, which serves the data and leases written before.
+ * embedded test server), each unsealing itself with the same static seal key, with
+ * `disable_clustering = true`: no request forwarding, so the standby redirects (307) to the active
+ * (Vault's behaviour without clustering; the fallback when forwarding fails). kill -9,
+ * sys/step-down and SIGTERM of the active hand the lock over to the standby, which serves the data
+ * and leases written before.
  *
- * Not covered here (no request forwarding yet): SIGSTOP/SIGCONT of the active, forwarding.
+ * Forwarding: ha-forwarding.test.ts; three nodes, SIGSTOP/SIGCONT, PostgreSQL restarts: ha-chaos.test.ts.
  */
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -51,7 +53,7 @@ async function node(name: string): Promise<Node> {
     config,
     `storage "postgresql" {\n  connection_url   = "${db.url}"\n  ha_enabled       = "true"\n  ha_lock_lifetime = "${LOCK_LIFETIME}"\n}\n\n` +
       `listener "tcp" {\n  address     = "127.0.0.1:${port}"\n  tls_disable = true\n}\n\n` +
-      `seal "static" {\n  key_file = "${keyFile}"\n}\n\napi_addr     = "${base}"\ncluster_addr = "https://127.0.0.1:${port + 1}"\nlog_level    = "warn"\n`,
+      `seal "static" {\n  key_file = "${keyFile}"\n}\n\napi_addr     = "${base}"\ncluster_addr = "https://127.0.0.1:${port + 1}"\ndisable_clustering = true\nlog_level    = "warn"\n`,
   );
   return { name, port, base, config };
 }

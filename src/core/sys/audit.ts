@@ -46,6 +46,16 @@ export function auditPaths(core: Core): PathDefinition[] {
   ];
 }
 
+/**
+ * `sys/metrics`' answer: this node's registry, in Prometheus text or as JSON. Also what an HA
+ * standby answers itself (each node's own figures) once the active node has said the caller may
+ * read `sys/metrics` (src/server/app.ts).
+ */
+export async function metricsAnswer(core: Core, format: string | undefined): Promise<{ raw: { status: number; contentType: string; body: string } } | { data: { metrics: unknown } }> {
+  if (format === "prometheus") return { raw: { status: 200, contentType: core.metrics.registry.contentType, body: await core.metrics.registry.metrics() } };
+  return { data: { metrics: await core.metrics.registry.getMetricsAsJSON() } };
+}
+
 export function metricsPaths(core: Core): PathDefinition[] {
   return [
     {
@@ -53,12 +63,7 @@ export function metricsPaths(core: Core): PathDefinition[] {
       operations: {
         read: {
           schema: z.object({ format: z.enum(["prometheus", "json", ""]).optional() }),
-          handler: async (req) => {
-            if ((req.data as { format?: string }).format === "prometheus") {
-              return { raw: { status: 200, contentType: core.metrics.registry.contentType, body: await core.metrics.registry.metrics() } };
-            }
-            return { data: { metrics: await core.metrics.registry.getMetricsAsJSON() } };
-          },
+          handler: (req) => metricsAnswer(core, (req.data as { format?: string }).format),
         },
       },
     },

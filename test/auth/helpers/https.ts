@@ -16,7 +16,7 @@ export function httpsCall(
   base: string,
   method: string,
   path: string,
-  opts: { ca?: string; cert?: string; key?: string; token?: string; body?: unknown; servername?: string } = {},
+  opts: { ca?: string; cert?: string; key?: string; token?: string; body?: unknown; servername?: string; headers?: Record<string, string> } = {},
 ): Promise<HttpsResult> {
   return new Promise((resolve, reject) => {
     const u = new URL(`/v1/${path}`, base);
@@ -33,6 +33,7 @@ export function httpsCall(
         servername: opts.servername,
         agent: false,
         headers: {
+          ...opts.headers,
           ...(opts.token ? { "X-Vault-Token": opts.token } : {}),
           ...(payload !== undefined ? { "Content-Type": "application/json", "Content-Length": String(Buffer.byteLength(payload)) } : {}),
         },
