@@ -126,6 +126,8 @@ export class Core {
   private active: boolean;
   /** HA: handing over; new requests are refused while those in flight finish. */
   private draining = false;
+  /** `shutdown` was called. */
+  private stopped = false;
   private inFlight = 0;
   private drainWaiters: (() => void)[] = [];
 
@@ -240,14 +242,50 @@ export class Core {
 
   /** Start-up: auto-unseal with a static seal key when the store is initialised. */
   async start(): Promise<void> {
-    if (await this.seal.autoUnseal()) await this.postUnseal();
+    if (await this.seal.autoUnseal()) {
+      await this.postUnseal();
+      return;
+    }
+    // HA with a static seal, started before the cluster was initialised (through another node):
+    // unseals itself as soon as the store is initialised, instead of waiting for a restart.
+    if (this.opts.ha && this.opts.staticSealKey && !(await this.seal.isInitialized())) this.watchForInitialization();
+  }
+
+  /** How often an uninitialised HA node with a static seal looks whether another node initialised the store. */
+  private static readonly INIT_WATCH_MS = 1_000;
+  private initWatch?: NodeJS.Timeout;
+  private initializing = false;
+
+  private watchForInitialization(): void {
+    const tick = async () => {
+      this.initWatch = undefined;
+      if (this.stopped || this.unsealed) return;
+      try {
+        if (!this.initializing && (await this.seal.autoUnseal()) && !this.unsealed && !this.initializing) {
+          this.logger.info("the store was initialised through another node: unsealed with the static seal");
+          await this.postUnseal();
+          return;
+        }
+      } catch (err) {
+        this.logger.warn({ err: (err as Error).message }, "waiting for the store to be initialised: the static seal could not unseal it");
+      }
+      if (!this.stopped && !this.unsealed) this.initWatch = setTimeout(() => void tick(), Core.INIT_WATCH_MS).unref();
+    };
+    this.initWatch = setTimeout(() => void tick(), Core.INIT_WATCH_MS).unref();
   }
 
   /** `sys/init`: creates the root key and the first root token. */
   async initialize(shares: number, threshold: number, rootTokenId?: string): Promise<{ keys: Buffer[]; rootToken: string }> {
     // HA: the writes of init are fenced like any other: this node takes the lock first.
     if (this.opts.ha && !this.active) await this.opts.ha.beforeInitialize();
-    const keys = await this.seal.initialize(shares, threshold);
+    this.initializing = true;
+    clearTimeout(this.initWatch);
+    let keys: Buffer[];
+    try {
+      keys = await this.seal.initialize(shares, threshold);
+    } finally {
+      this.initializing = false;
+    }
     await this.postUnseal();
     const { token } = await this.createRootToken(rootTokenId);
     // Vault leaves a Shamir-sealed server sealed after init; a static seal stays unsealed.
@@ -329,6 +367,8 @@ export class Core {
   }
 
   async shutdown(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.initWatch);
     if (this.unsealed) await this.sealNow();
     await this.opts.physical.close();
   }

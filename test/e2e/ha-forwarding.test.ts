@@ -3,7 +3,8 @@
  * real TLS): a standby relays requests to the active node over the cluster listener (mutual TLS
  * with the cluster certificate kept in the barrier), with the caller's address and TLS client
  * certificate; nothing but a cluster peer can assert those; when the active's cluster listener
- * cannot be reached the standby falls back to a 307.
+ * cannot be reached the standby falls back to a 307. A node started before the cluster was
+ * initialised unseals itself (static seal) once another node has initialised the store.
  */
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -92,13 +93,14 @@ beforeAll(async () => {
   workloadCa = pki.rootCa("workload-root", "Workload Root CA");
   web = pki.leaf("web", workloadCa, { cn: "web.prod", sans: ["URI:spiffe://example.org/ns/prod/sa/web"] });
   for (const n of ["a", "b"] as const) ports[n] = { api: await freePort(), cluster: await freePort() };
-  a = await start("a");
+  // Both start before the cluster is initialised: b unseals itself (static seal) once a has initialised the store.
+  [a, b] = await Promise.all([start("a"), start("b")]);
+  expect((await call(b, "GET", "sys/health")).status).toBe(501);
   const init = await call(a, "PUT", "sys/init", { body: { recovery_shares: 1, recovery_threshold: 1 } });
   expect(init.status, init.text).toBe(200);
   root = init.body.root_token;
   await waitFor("a active", async () => (await call(a, "GET", "sys/health")).status === 200);
-  b = await start("b");
-  await waitFor("b standby", async () => (await call(b, "GET", "sys/health")).status === 429);
+  await waitFor("b standby", async () => (await call(b, "GET", "sys/health")).status === 429, 5_000);
   const t = (method: string, path: string, body?: unknown) => call(a, method, path, { token: root, body });
   expect((await t("POST", "sys/mounts/kv", { type: "kv", options: { version: "2" } })).status).toBe(204);
   expect((await t("POST", "sys/auth/cert", { type: "cert" })).status).toBe(204);
