@@ -87,6 +87,17 @@ export interface LockHolder {
 /** superseded: PostgreSQL shows another epoch or an expired row; expired: this node's own deadline passed first. */
 export type LossReason = "superseded" | "expired";
 
+/**
+ * What the lock looked like when this node took it: `free` (nobody held it: first start of the
+ * cluster, or the previous holder released it on step-down, seal or SIGTERM), `expired` (its
+ * holder stopped renewing: paused, cut off, or too slow), `holder_gone` (its holder's session had
+ * ended before expiry: a killed process).
+ */
+export type AcquisitionReason = "free" | "expired" | "holder_gone";
+
+/** Why a renewal did not extend the lock: it failed (connection, timeout), PostgreSQL showed it lost, or it hung past the node's deadline. */
+export type RenewalFailure = "error" | "lost" | "deadline";
+
 export interface LockRun {
   /** Stops campaigning and renewing; does not release (call `release()` for a hand-over). */
   stop(): Promise<void>;
@@ -96,6 +107,8 @@ interface Held {
   epoch: number;
   /** Local monotonic time after which this node must not write. */
   deadline: number;
+  /** Local monotonic time at which the last successful acquisition or renewal was sent. */
+  renewedAt: number;
 }
 
 interface LockRow {
@@ -129,8 +142,12 @@ export class HaLock {
   private readonly key: string;
   private readonly sql;
 
+  /** The epoch and reason of this node's last acquisition (for the failover metric). */
+  lastAcquisition?: { epoch: number; reason: AcquisitionReason };
+
   private constructor(
-    private readonly pool: pg.Pool,
+    /** Reads of the row; also the member registry's heartbeats (src/cluster/members.ts), so a standby never writes through the fenced storage. */
+    readonly pool: pg.Pool,
     private readonly opts: HaLockOptions,
   ) {
     this.lifetimeMs = opts.lifetimeMs ?? HA_DEFAULT_LIFETIME_MS;
@@ -170,9 +187,9 @@ export class HaLock {
     if (!opts.nodeId) throw new Error("HA lock: a node id is required");
     const pool = new pg.Pool({
       connectionString: opts.connectionUrl,
-      // Reads of the row, and the session that terminates a take-over's blockers (taking and
-      // renewing run on the dedicated lock session).
-      max: 3,
+      // Reads of the row, the session that terminates a take-over's blockers, and the member
+      // registry's heartbeats and reads (taking and renewing run on the dedicated lock session).
+      max: 4,
       types: pgTypes,
       application_name: "leasehold-ha",
       connectionTimeoutMillis: Math.min(opts.lifetimeMs ?? HA_DEFAULT_LIFETIME_MS, 10_000),
@@ -194,6 +211,15 @@ export class HaLock {
   /** The epoch this node holds and may still write under, by its own clock; undefined otherwise. */
   get epoch(): number | undefined {
     return this.holds() ? this.held?.epoch : undefined;
+  }
+
+  /**
+   * Seconds since this node last acquired or renewed the lock successfully (by its own monotonic
+   * clock, from when that request was sent); undefined when it does not hold the lock.
+   */
+  secondsSinceRenewal(): number | undefined {
+    if (!this.holds()) return undefined;
+    return (this.now() - this.held!.renewedAt) / 1000;
   }
 
   /** Whether this node may still act as the holder: its last renewal + lifetime - margin has not passed. */
@@ -229,7 +255,9 @@ export class HaLock {
         const taken = await client.query<{ epoch: number }>(this.sql.take, [this.key, this.lifetimeMs, this.opts.nodeId, this.opts.apiAddr, this.opts.clusterAddr ?? ""]);
         await client.query("COMMIT");
         const epoch = taken.rows[0].epoch;
-        this.held = { epoch, deadline: sentAt + this.lifetimeMs - this.safetyMarginMs };
+        this.held = { epoch, deadline: sentAt + this.lifetimeMs - this.safetyMarginMs, renewedAt: sentAt };
+        const was = rows[0];
+        this.lastAcquisition = { epoch, reason: !was.holder ? "free" : was.valid ? "holder_gone" : "expired" };
         return epoch;
       } catch (err) {
         await client.query("ROLLBACK").catch(() => this.dropSession());
@@ -271,6 +299,7 @@ export class HaLock {
         return false;
       }
       held.deadline = Math.max(held.deadline, sentAt + this.lifetimeMs - this.safetyMarginMs);
+      held.renewedAt = Math.max(held.renewedAt, sentAt);
       return true;
     });
   }
@@ -369,7 +398,13 @@ export class HaLock {
    * successful renewal (checked by a timer too, so a hung renewal cannot hide it). After `onLost`
    * has settled it campaigns again.
    */
-  run(handlers: { onAcquired?(epoch: number): void | Promise<void>; onLost(reason: LossReason, epoch: number): void | Promise<void>; onError?(err: unknown): void }): LockRun {
+  run(handlers: {
+    onAcquired?(epoch: number): void | Promise<void>;
+    onLost(reason: LossReason, epoch: number): void | Promise<void>;
+    onError?(err: unknown): void;
+    /** A renewal did not extend the lock (each attempt once; a failed one is retried until the deadline). */
+    onRenewalFailed?(why: RenewalFailure): void;
+  }): LockRun {
     let stopped = false;
     let wake: () => void = () => undefined;
     const nap = (ms: number) =>
@@ -411,6 +446,7 @@ export class HaLock {
               sleep(Math.max(h.deadline - this.now(), 0)).then(() => "deadline"),
             ]);
             if (outcome === "renewed") continue;
+            handlers.onRenewalFailed?.(outcome as RenewalFailure);
             if (outcome === "error" && this.holds()) {
               await nap(Math.min(this.retryIntervalMs, h.deadline - this.now()));
               continue;

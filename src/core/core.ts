@@ -91,6 +91,13 @@ export interface HaController {
   leader(): Promise<HaLeader | undefined>;
   /** `sys/step-down`: give the lock up and let another node take it. */
   stepDown(): Promise<void>;
+  /**
+   * `sys/ha-status`: the unsealed nodes heard from lately (src/cluster/members.ts), the active
+   * first. Times by PostgreSQL's clock; skew and echo measured against PostgreSQL (ms).
+   */
+  members(): Promise<
+    { nodeId: string; hostname: string; apiAddr: string; clusterAddr: string; version: string; activeNode: boolean; lastEcho: Date; startedAt: Date; clockSkewMs: number; echoDurationMs: number }[]
+  >;
 }
 
 /** A standby answers these itself (every other path: a redirect to the active node or 503). */

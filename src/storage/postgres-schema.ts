@@ -18,6 +18,8 @@ export interface PgNames {
   countsFn: string;
   /** The HA lock table (`ha_table`); it may be shared by several clusters, one row per `prefix`. */
   ha: string;
+  /** The HA member registry (`<ha_table>_members`, src/cluster/members.ts), shared like `ha`: one row per cluster (`prefix`) and node. */
+  haMembers: string;
   /** Unquoted prefix for index and trigger names (they live in the table's schema). */
   prefix: string;
   /** Key of the advisory lock that serialises migrations of this set of tables. */
@@ -41,6 +43,7 @@ export function pgNames(schema: string, table: string, haTable = "leasehold_ha_l
     migrations: q(`${table}_migrations`),
     countsFn: q(`${table}_lease_counts_fn`),
     ha: q(haTable),
+    haMembers: q(`${haTable}_members`),
     prefix: table,
     lockKey: `leasehold-migrate:${schema}.${table}`,
   };
@@ -137,6 +140,22 @@ export function migrations(n: PgNames): string[] {
        valid_until timestamptz NOT NULL DEFAULT '-infinity'
      );
      INSERT INTO ${n.ha} (lock_key) VALUES (${pg.escapeLiteral(n.prefix)}) ON CONFLICT (lock_key) DO NOTHING`,
+    // The HA member registry (src/cluster/members.ts): every unsealed node heartbeats its row on the
+    // lock's pool; sys/ha-status reads it. Times are PostgreSQL's clock. Nothing secret here.
+    // IF NOT EXISTS: shared by the clusters that share the ha_table, keyed by the same `lock_key`.
+    `CREATE TABLE IF NOT EXISTS ${n.haMembers} (
+       lock_key text COLLATE "C" NOT NULL,
+       node_id text COLLATE "C" NOT NULL,
+       hostname text NOT NULL DEFAULT '',
+       api_addr text NOT NULL DEFAULT '',
+       cluster_addr text NOT NULL DEFAULT '',
+       version text NOT NULL DEFAULT '',
+       started_at timestamptz NOT NULL,
+       last_echo timestamptz NOT NULL,
+       clock_skew_ms integer NOT NULL DEFAULT 0,
+       echo_duration_ms integer NOT NULL DEFAULT 0,
+       PRIMARY KEY (lock_key, node_id)
+     )`,
   ];
 }
 

@@ -75,14 +75,14 @@ describe("a role that owns only its own schema", () => {
     }
     const tables = await db.admin.query<{ tablename: string; tableowner: string }>("SELECT tablename, tableowner FROM pg_tables WHERE schemaname = $1 ORDER BY tablename", [role]);
     expect(tables.rows).toEqual(
-      ["leasehold_ha_locks", "leasehold_kv_store", "leasehold_kv_store_lease_counts", "leasehold_kv_store_leases", "leasehold_kv_store_migrations"].map((t) => ({ tablename: t, tableowner: role })),
+      ["leasehold_ha_locks", "leasehold_ha_locks_members", "leasehold_kv_store", "leasehold_kv_store_lease_counts", "leasehold_kv_store_leases", "leasehold_kv_store_migrations"].map((t) => ({ tablename: t, tableowner: role })),
     );
     expect((await db.admin.query("SELECT count(*)::int AS n FROM pg_tables WHERE schemaname = 'public'")).rows[0].n).toBe(0);
     // Reopening applies nothing twice and finds the data.
     const again = await PostgresStorage.open({ connectionUrl: url });
     expect((await again.get("sys/x/😀"))?.toString()).toBe("one");
     await again.close();
-    expect(await versions(db.admin, `"${role}".leasehold_kv_store_migrations`)).toEqual([1, 2]);
+    expect(await versions(db.admin, `"${role}".leasehold_kv_store_migrations`)).toEqual([1, 2, 3]);
   });
 
   it("uses the configured schema, and says so clearly when it does not exist", async () => {
@@ -125,7 +125,7 @@ describe("migrations started at once", () => {
     } finally {
       await Promise.all(stores.map((s) => s.close()));
     }
-    expect(await versions(db.admin, `public.${table}_migrations`)).toEqual([1, 2]);
+    expect(await versions(db.admin, `public.${table}_migrations`)).toEqual([1, 2, 3]);
   });
 
   it("do not fail when two processes start on an empty database at the same moment", { timeout: 60_000 }, async () => {
@@ -155,7 +155,7 @@ describe("migrations started at once", () => {
         { code: 0, err: "" },
         { code: 0, err: "" },
       ]);
-      expect(await versions(db.admin, `public.${table}_migrations`)).toEqual([1, 2]);
+      expect(await versions(db.admin, `public.${table}_migrations`)).toEqual([1, 2, 3]);
       expect((await db.admin.query(`SELECT count(*)::int AS n FROM public.${table} WHERE key LIKE 'who/%'`)).rows[0].n).toBe(2);
     } finally {
       rmSync(dir, { recursive: true, force: true });
@@ -167,7 +167,7 @@ describe("migrations started at once", () => {
     const s = await PostgresStorage.open({ connectionUrl: db.url, table });
     await s.close();
     await db.admin.query(`INSERT INTO public.${table}_migrations (version) VALUES (99)`);
-    await expect(PostgresStorage.open({ connectionUrl: db.url, table })).rejects.toThrow(/schema version 99, newer than this leasehold knows \(2\)/);
+    await expect(PostgresStorage.open({ connectionUrl: db.url, table })).rejects.toThrow(/schema version 99, newer than this leasehold knows \(3\)/);
   });
 });
 

@@ -3,10 +3,31 @@ import { Writable } from "node:stream";
 import type { Command } from "commander";
 import type { InitResponse, LeaseholdClient, SealStatus } from "../../client/index.js";
 import { CliExit, CommandContext, UsageError, addConnectionOptions, addFormatOption, type CliIo, type ConnectionFlags, type OutputFlags } from "../context.js";
-import { formatKeyValueTable } from "../format.js";
+import { formatKeyValueTable, formatTable } from "../format.js";
 
-/** Vault's seal-status table. */
-export function formatSealStatus(status: SealStatus, haEnabled: boolean | undefined): string {
+/** `sys/leader` as `status` uses it (Vault's LeaderResponse). */
+export interface LeaderStatus {
+  ha_enabled: boolean;
+  is_self?: boolean;
+  active_time?: string;
+  leader_address?: string;
+  leader_cluster_address?: string;
+  performance_standby?: boolean;
+  performance_standby_last_remote_wal?: number;
+  raft_committed_index?: number;
+  raft_applied_index?: number;
+}
+
+/** Go's zero time, which sys/leader sends as `active_time` on a standby or without HA. */
+const ZERO_TIME = "0001-01-01T00:00:00Z";
+
+/**
+ * Vault's seal-status table, with its HA rows when HA is enabled: `HA Cluster` (the active's
+ * cluster address), `HA Mode` (active/standby), `Active Since` on the active, `Active Node Address`
+ * on a standby (`<none>` when no node holds the lock). A sealed node shows `HA Enabled` only.
+ */
+export function formatSealStatus(status: SealStatus, leader: LeaderStatus | boolean | undefined): string {
+  const ha: LeaderStatus | undefined = typeof leader === "boolean" ? { ha_enabled: leader } : leader;
   const rows: [string, unknown][] = [
     ["Seal Type", status.type],
     ["Initialized", status.initialized],
@@ -20,8 +41,37 @@ export function formatSealStatus(status: SealStatus, haEnabled: boolean | undefi
   rows.push(["Storage Type", status.storage_type ?? ""]);
   if (status.cluster_name) rows.push(["Cluster Name", status.cluster_name]);
   if (status.cluster_id) rows.push(["Cluster ID", status.cluster_id]);
-  rows.push(["HA Enabled", haEnabled ?? false]);
+  rows.push(["HA Enabled", ha?.ha_enabled ?? false]);
+  if (ha?.ha_enabled && !status.sealed && ha.is_self !== undefined) {
+    rows.push(["HA Cluster", ha.leader_cluster_address ?? ""]);
+    rows.push(["HA Mode", ha.is_self ? "active" : "standby"]);
+    if (ha.is_self && ha.active_time && ha.active_time !== ZERO_TIME) rows.push(["Active Since", ha.active_time]);
+    if (!ha.is_self) rows.push(["Active Node Address", ha.leader_address || "<none>"]);
+    if (ha.performance_standby) {
+      rows.push(["Performance Standby Node", true], ["Performance Standby Last Remote WAL", ha.performance_standby_last_remote_wal ?? 0]);
+    }
+  }
+  if (ha?.raft_committed_index) rows.push(["Raft Committed Index", ha.raft_committed_index]);
+  if (ha?.raft_applied_index) rows.push(["Raft Applied Index", ha.raft_applied_index]);
   return formatKeyValueTable(rows);
+}
+
+/**
+ * `vault status -format=json`: the seal status with the leader's fields merged in (`ha_enabled`
+ * always; the others only when set, as Vault's `omitempty` does).
+ */
+export function sealStatusOutput(status: SealStatus, leader: LeaderStatus | undefined): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...status, ha_enabled: leader?.ha_enabled ?? status.ha_enabled ?? false };
+  if (!leader) return out;
+  if (leader.is_self) out.is_self = true;
+  if (leader.active_time && leader.active_time !== ZERO_TIME) out.active_time = leader.active_time;
+  if (leader.leader_address) out.leader_address = leader.leader_address;
+  if (leader.leader_cluster_address) out.leader_cluster_address = leader.leader_cluster_address;
+  if (leader.performance_standby) out.performance_standby = true;
+  if (leader.performance_standby_last_remote_wal) out.performance_standby_last_remote_wal = leader.performance_standby_last_remote_wal;
+  if (leader.raft_committed_index) out.raft_committed_index = leader.raft_committed_index;
+  if (leader.raft_applied_index) out.raft_applied_index = leader.raft_applied_index;
+  return out;
 }
 
 async function readSealStatus(ctx: CommandContext): Promise<SealStatus> {
@@ -29,23 +79,43 @@ async function readSealStatus(ctx: CommandContext): Promise<SealStatus> {
   return res.body as SealStatus;
 }
 
-async function haEnabled(status: SealStatus, client: LeaseholdClient): Promise<boolean | undefined> {
-  if (typeof status.ha_enabled === "boolean") return status.ha_enabled;
-  if (status.sealed) return undefined;
+/** `sys/leader` (answered sealed or not, by any node); undefined when the server does not answer it. */
+async function readLeader(status: SealStatus, client: LeaseholdClient): Promise<LeaderStatus | undefined> {
   try {
-    const res = await client.request<{ ha_enabled?: boolean }>("GET", "sys/leader", { token: null });
-    return res.body?.ha_enabled;
+    const res = await client.request<LeaderStatus>("GET", "sys/leader", { token: null });
+    if (typeof res.body?.ha_enabled === "boolean") return res.body;
   } catch {
-    return undefined;
+    // an older server, or one that refuses it: the seal status alone
   }
+  return typeof status.ha_enabled === "boolean" ? { ha_enabled: status.ha_enabled } : undefined;
 }
 
 async function printSealStatus(ctx: CommandContext, status: SealStatus): Promise<void> {
+  const leader = await readLeader(status, ctx.client);
   if (ctx.format !== "table") {
-    ctx.printStructured(status);
+    ctx.printStructured(sealStatusOutput(status, leader));
     return;
   }
-  ctx.print(formatSealStatus(status, await haEnabled(status, ctx.client)));
+  ctx.print(formatSealStatus(status, leader));
+}
+
+/** One node of `sys/ha-status`. */
+export interface HaStatusNode {
+  hostname: string;
+  api_address: string;
+  cluster_address: string;
+  active_node: boolean;
+  last_echo: string | null;
+  version?: string;
+  [field: string]: unknown;
+}
+
+/** `vault operator members`' table: one row per node, `n/a` for the active's empty Last Echo. */
+export function formatMembers(nodes: readonly HaStatusNode[]): string {
+  return formatTable(
+    ["Host Name", "API Address", "Cluster Address", "Active Node", "Version", "Last Echo"],
+    nodes.map((n) => [n.hostname, n.api_address, n.cluster_address, String(n.active_node), n.version ?? "", n.last_echo ?? ""]),
+  );
 }
 
 /** Reads one line, with echo off on a terminal (unseal keys and tokens must not land in scrollback). */
@@ -88,7 +158,7 @@ interface InitFlags extends ConnectionFlags, OutputFlags {
 }
 
 export function registerOperator(program: Command, io: CliIo): void {
-  const operator = program.command("operator").description("initialise, unseal and seal the server");
+  const operator = program.command("operator").description("initialise, unseal and seal the server; list the HA cluster's members");
 
   addFormatOption(addConnectionOptions(operator.command("init")), false)
     .description("initialise the server: prints the unseal keys and the initial root token")
@@ -161,6 +231,20 @@ export function registerOperator(program: Command, io: CliIo): void {
         }
         const res = await ctx.call("unsealing", (c) => c.request<SealStatus>("PUT", "sys/unseal", { body, token: null }));
         await printSealStatus(ctx, res.body as SealStatus);
+      } finally {
+        ctx.close();
+      }
+    });
+
+  addFormatOption(addConnectionOptions(operator.command("members")), false)
+    .description("list the nodes of the HA cluster: the active node and the standbys heard from lately (sys/ha-status)")
+    .action(async (flags: ConnectionFlags & OutputFlags) => {
+      const ctx = new CommandContext(io, flags);
+      try {
+        const res = await ctx.call("listing the HA members", (c) => c.request<{ nodes?: HaStatusNode[]; data?: { nodes?: HaStatusNode[] } }>("GET", "sys/ha-status"));
+        const nodes = res.body?.data?.nodes ?? res.body?.nodes ?? [];
+        if (ctx.format !== "table") ctx.printStructured({ nodes });
+        else ctx.print(formatMembers(nodes));
       } finally {
         ctx.close();
       }
