@@ -208,8 +208,13 @@ export class Forwarder {
         sent = true;
         responseTimer = setTimeout(() => fail(`the active node did not answer within ${this.opts.responseTimeoutMs} ms`, true), this.opts.responseTimeoutMs);
         if (Buffer.isBuffer(body)) req.end(body);
-        else if (body) body.pipe(req);
-        else req.end();
+        else if (body) {
+          // A client that hangs up mid-body: the relay stops too (the active sees a cut request, as it would directly).
+          body.once("close", () => {
+            if (!body.complete) fail("the client closed the connection before its request body was complete", true);
+          });
+          body.pipe(req);
+        } else req.end();
       };
       req.on("socket", (socket: TLSSocket) => {
         if (req.reusedSocket) onSecure();

@@ -141,6 +141,19 @@ describe("a standby forwards to the active node", () => {
     expect(leader.body).toMatchObject({ ha_enabled: true, is_self: false, leader_address: `https://127.0.0.1:${ports.a.api}`, leader_cluster_address: `https://127.0.0.1:${ports.a.cluster}` });
   });
 
+  it("streams bodies both ways: a 2 MiB secret through the standby; the active's body limit applies", async () => {
+    const big = "x".repeat(2 * 1024 * 1024);
+    const w = await call(b, "POST", "kv/data/big", { token: root, body: { data: { blob: big } } });
+    expect(w.status, w.text.slice(0, 200)).toBe(200);
+    const r = await call(b, "GET", "kv/data/big", { token: root });
+    expect(r.body.data.data.blob.length).toBe(big.length);
+    // Past max_request_size (32 MiB by default) the active refuses; the standby relays its 413.
+    const tooBig = await call(b, "POST", "kv/data/huge", { token: root, body: { data: { blob: "y".repeat(33 * 1024 * 1024) } } }).catch((err: Error) => err);
+    if (tooBig instanceof Error) expect(tooBig.message).toMatch(/EPIPE|ECONNRESET|socket hang up/);
+    else expect(tooBig.status).toBe(413);
+    expect((await call(a, "GET", "kv/data/huge", { token: root })).status).toBe(404);
+  });
+
   it("carries the caller's TLS client certificate: a cert login through the standby", async () => {
     const login = await call(b, "POST", "auth/cert/login", { cert: web.cert, key: web.key, body: {} });
     expect(login.status, login.text).toBe(200);
