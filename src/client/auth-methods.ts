@@ -13,7 +13,7 @@ export const KUBERNETES_TOKEN_PATH = "/var/run/secrets/kubernetes.io/serviceacco
 
 /** A way to obtain a token. `login` never sends the client's current token. */
 export interface AuthMethod {
-  /** `approle`, `kubernetes`, `jwt`, `cert` or `token`. */
+  /** `approle`, `kubernetes`, `jwt`, `userpass`, `cert` or `token`. */
   readonly type: string;
   /** Mount path without slashes, e.g. `auth/approle` (`auth/token` for the token method). */
   readonly mountPath: string;
@@ -53,6 +53,12 @@ export interface JwtOptions extends MountOption {
   removeJwtAfterReading?: boolean;
 }
 
+export interface UserpassOptions extends MountOption {
+  username: string;
+  /** The password itself, or the file holding it (re-read at each login). */
+  password: string | Credential;
+}
+
 export interface CertOptions extends MountOption {
   /** The `cert` role to log in with; every matching role when omitted. The client must be built with `clientCert`/`clientKey`. */
   name?: string;
@@ -83,6 +89,25 @@ export function jwtAuth(options: JwtOptions): AuthMethod {
     if (options.role) body.role = options.role;
     return body;
   });
+}
+
+/** `auth/userpass/login/<username>` with the password in the body (Vault's path: the username is part of it). */
+export function userpassAuth(options: UserpassOptions): AuthMethod {
+  if (!options.username) throw new ClientConfigError("userpass: a username is required");
+  const password = new CredentialReader("password", options.password, false);
+  const mount = authMountPath("userpass", options.mountPath);
+  return {
+    type: "userpass",
+    mountPath: mount,
+    async login(client, signal) {
+      return (await loginRequest(client, mount, { password: password.read() }, signal, userpassLoginPath(options.username))).auth;
+    },
+  };
+}
+
+/** The login path under a userpass mount: `login/<username>`, the username escaped as one path segment. */
+export function userpassLoginPath(username: string): string {
+  return `login/${encodeURIComponent(username)}`;
 }
 
 /** `auth/cert/login`: the TLS client certificate of the connection is the credential. */
@@ -123,11 +148,12 @@ export function authFromLookup(token: string, d: Record<string, unknown>): Vault
 }
 
 /**
- * `PUT <mount>/login` with `body`, without the client's token; the whole answer (the CLI prints
- * it). Throws when the answer carries no token.
+ * `PUT <mount>/<loginPath>` (`login` by default; `login/<username>` for userpass) with `body`,
+ * without the client's token; the whole answer (the CLI prints it). Throws when the answer carries
+ * no token.
  */
-export async function loginRequest(client: LeaseholdClient, mountPath: string, body: Record<string, unknown>, signal?: AbortSignal): Promise<VaultResponse<unknown> & { auth: VaultAuth }> {
-  const res = await client.request<VaultResponse<unknown>>("PUT", `${mountPath}/login`, { body, token: null, signal });
+export async function loginRequest(client: LeaseholdClient, mountPath: string, body: Record<string, unknown>, signal?: AbortSignal, loginPath = "login"): Promise<VaultResponse<unknown> & { auth: VaultAuth }> {
+  const res = await client.request<VaultResponse<unknown>>("PUT", `${mountPath}/${loginPath}`, { body, token: null, signal });
   const answer = res.body;
   if (!answer?.auth?.client_token) throw new ClientConfigError(`${mountPath}/login answered without a token: is ${mountPath} an auth method?`);
   return answer as VaultResponse<unknown> & { auth: VaultAuth };

@@ -23,8 +23,8 @@ export {
 export type { ClientSettings, ClientSettingsFlags, TokenSource } from "./settings.js";
 export { TOKEN_FILE_NAME, readTokenFile, tokenFilePath, writeTokenFile } from "./token-file.js";
 export { AbortError, Backoff, backoffDelay, sleep } from "./backoff.js";
-export { KUBERNETES_TOKEN_PATH, appRoleAuth, authFromLookup, authMountPath, certAuth, jwtAuth, kubernetesAuth, loginRequest, tokenAuth } from "./auth-methods.js";
-export type { AppRoleOptions, AuthMethod, CertOptions, Credential, JwtOptions, KubernetesOptions } from "./auth-methods.js";
+export { KUBERNETES_TOKEN_PATH, appRoleAuth, authFromLookup, authMountPath, certAuth, jwtAuth, kubernetesAuth, loginRequest, tokenAuth, userpassAuth, userpassLoginPath } from "./auth-methods.js";
+export type { AppRoleOptions, AuthMethod, CertOptions, Credential, JwtOptions, KubernetesOptions, UserpassOptions } from "./auth-methods.js";
 export { LeaseKeeper, certificateLifetime, renewalDelayMs, replacementTime, secretLifetime } from "./lease-keeper.js";
 export type { LeaseInfo, LeaseKeeperEvents, LeaseKeeperOptions, Renewal } from "./lease-keeper.js";
 export { TokenKeeper } from "./token-keeper.js";

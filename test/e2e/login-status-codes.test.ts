@@ -78,7 +78,7 @@ beforeAll(async () => {
   server = await startTestServer({ rootTokenId: "root", loginRateLimit: { rate: 1000, burst: 1000 } });
   base = server.url;
   await call(base, "PUT", "sys/audit/file", { ...root, body: { type: "file", options: { file_path: join(dir, "audit.log") } } });
-  for (const [path, type] of [["approle", "approle"], ["jwt", "jwt"], ["kubernetes", "kubernetes"], ["k8s-pem", "kubernetes"]]) await write(`sys/auth/${path}`, { type });
+  for (const [path, type] of [["approle", "approle"], ["jwt", "jwt"], ["kubernetes", "kubernetes"], ["k8s-pem", "kubernetes"], ["userpass", "userpass"]]) await write(`sys/auth/${path}`, { type });
 });
 afterAll(async () => {
   await server?.stop();
@@ -262,6 +262,32 @@ describe("kubernetes: refusals stay 403, as in Vault", () => {
     await refused("kubernetes", { role: "far", jwt: await saToken("prod", "web") }, 403, "permission denied");
     await write("auth/kubernetes/role/near", { ...bindings, token_bound_cidrs: "127.0.0.1/32" });
     await succeeds("kubernetes", { role: "near", jwt: await saToken("prod", "web") });
+  });
+});
+
+describe("userpass: a wrong password and an unknown user are the same 400, as in Vault", () => {
+  // The username is part of the path (`auth/userpass/login/<username>`), the password the body.
+  const userpassLogin = (user: string, body: Record<string, unknown>) => call(base, "POST", `auth/userpass/login/${user}`, { body });
+  const userpassRefused = async (user: string, body: Record<string, unknown>, status: 400 | 403, message: string) => {
+    const before = await failures("userpass");
+    const r = await userpassLogin(user, body);
+    expect(r).toEqual({ status, body: { errors: [message] } });
+    expect(await failures("userpass")).toBe(before + 1);
+  };
+
+  it("wrong password, unknown user: 400 invalid username or password; missing password: 400", async () => {
+    await write("auth/userpass/users/alice", { password: "pw-alice", token_policies: "default" });
+    await userpassRefused("alice", { password: "wrong" }, 400, "invalid username or password");
+    await userpassRefused("nobody", { password: "pw-alice" }, 400, "invalid username or password");
+    await userpassRefused("alice", {}, 400, "missing password");
+    expect((await userpassLogin("alice", { password: "pw-alice" })).status).toBe(200);
+  });
+
+  it("outside token_bound_cidrs: 403 permission denied", async () => {
+    await write("auth/userpass/users/far", { password: "pw-far", token_bound_cidrs: "10.0.0.0/8" });
+    await userpassRefused("far", { password: "pw-far" }, 403, "permission denied");
+    await write("auth/userpass/users/near", { password: "pw-near", token_bound_cidrs: "127.0.0.1/32" });
+    expect((await userpassLogin("near", { password: "pw-near" })).status).toBe(200);
   });
 });
 

@@ -1,5 +1,5 @@
 import type { Command } from "commander";
-import { authFromLookup as authBlockFromLookup, authMountPath, loginRequest, writeTokenFile, type VaultResponse } from "../../client/index.js";
+import { authFromLookup as authBlockFromLookup, authMountPath, loginRequest, userpassLoginPath, writeTokenFile, type VaultResponse } from "../../client/index.js";
 import { CommandContext, UsageError, addConnectionOptions, addFormatOption, trimSlashes, type CliIo, type ConnectionFlags, type OutputFlags } from "../context.js";
 import { readAll } from "../kv-args.js";
 import { promptSecret } from "./operator.js";
@@ -21,7 +21,7 @@ export function registerLogin(program: Command, io: CliIo): void {
   addFormatOption(addConnectionOptions(program.command("login")))
     .description("authenticate and store the token in ~/.leasehold-token")
     .argument("[args...]", "TOKEN (token method) or K=V login data (other methods)")
-    .option("--method <type>", "auth method type: token, approle, kubernetes, jwt, cert", "token")
+    .option("--method <type>", "auth method type: token, approle, kubernetes, jwt, userpass, cert", "token")
     .option("--path <mount>", "mount path of the auth method (default: the method type)")
     .option("--no-store", "print the token but do not store it")
     .option("--token-only", "print only the token and do not store it (same as -field=token -no-store)")
@@ -40,6 +40,14 @@ export function registerLogin(program: Command, io: CliIo): void {
             c.request<VaultResponse<Record<string, unknown>>>("GET", "auth/token/lookup-self", { token }),
           );
           resp = authFromLookup(token, lookup.body as VaultResponse<Record<string, unknown>>);
+        } else if (method === "userpass") {
+          // Vault's userpass CLI handler: the username goes into the path, the password (asked for
+          // when not given) into the body.
+          const mount = authMountPath(method, trimSlashes(flags.path ?? method));
+          const { username, password, ...rest } = await ctx.keyValues(args);
+          if (typeof username !== "string" || username === "") throw new UsageError("'username' must be specified");
+          const secret = typeof password === "string" && password !== "" ? password : await promptSecret(io, "Password (will be hidden): ");
+          resp = await ctx.call("authenticating", (c) => loginRequest(c, mount, { ...rest, password: secret }, undefined, userpassLoginPath(username)));
         } else {
           const mount = authMountPath(method, trimSlashes(flags.path ?? method));
           const data = await ctx.keyValues(args);
