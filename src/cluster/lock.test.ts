@@ -292,4 +292,20 @@ describe("run()", () => {
     expect(b.holds()).toBe(false);
     await sharer.query("ROLLBACK");
   });
+  it("a release wakes a campaigning node at once (NOTIFY), long before its retry interval", async () => {
+    const { node } = await cluster();
+    const a = await node("a", { lifetimeMs: 10_000 });
+    const b = await node("b", { lifetimeMs: 10_000, retryIntervalMs: 8_000 });
+    expect(await a.acquire()).toBe(1);
+    let acquiredAt = 0;
+    const runB = b.run({ onAcquired: () => void (acquiredAt = performance.now()), onLost: () => undefined });
+    cleanup.push(() => runB.stop());
+    await sleep(500); // B tried once, found it held, and naps for 8 s; its LISTEN session is up
+    const releasedAt = performance.now();
+    expect(await a.release()).toBe(true);
+    for (let i = 0; i < 40 && !acquiredAt; i++) await sleep(50);
+    expect(acquiredAt, "B did not take the released lock within 2 s").toBeGreaterThan(0);
+    expect(acquiredAt - releasedAt).toBeLessThan(1_000);
+    expect(b.epoch).toBe(2);
+  });
 });

@@ -35,6 +35,9 @@ import { pgTypes, type PgNames, type WriteFence } from "../storage/postgres-sche
  * old epoch's writers, and the old epoch's next fence fails.
  */
 
+/** The NOTIFY channel a release is announced on (payload: the cluster's lock key). */
+const RELEASE_CHANNEL = "leasehold_ha_released";
+
 /** The node no longer holds the HA lock (or never did): its write was refused and committed nothing. */
 export class FencedError extends LeaseholdError {
   readonly status = 503;
@@ -136,6 +139,9 @@ export class HaLock {
   private closed?: Promise<void>;
   /** The dedicated session that takes and renews the lock (its name is `holder_session`). */
   private session?: Promise<pg.Client>;
+  /** The LISTEN session of a campaigning node (listenForReleases). */
+  private listener?: pg.Client;
+  private onRelease?: () => void;
   /** Serialises the session's transactions (a pg.Client would interleave their statements). */
   private sessionQueue: Promise<unknown> = Promise.resolve();
   private readonly now: () => number;
@@ -320,6 +326,8 @@ export class HaLock {
         // FOR UPDATE waits for the writers holding the fence, so none is cut off by the successor.
         await client.query(this.sql.lockForTakeover, [this.key]);
         const { rowCount } = await client.query(this.sql.release, [this.key, this.opts.nodeId, held.epoch]);
+        // Delivered at commit: the standbys listening campaign at once instead of at their next retry.
+        if (rowCount === 1) await client.query("SELECT pg_notify($1, $2)", [RELEASE_CHANNEL, this.key]);
         await client.query("COMMIT");
         return rowCount === 1;
       } catch (err) {
@@ -407,8 +415,14 @@ export class HaLock {
   }): LockRun {
     let stopped = false;
     let wake: () => void = () => undefined;
+    /** A release was announced while no nap was running: the next nap returns at once. */
+    let poked = false;
     const nap = (ms: number) =>
       new Promise<void>((r) => {
+        if (poked) {
+          poked = false;
+          return r();
+        }
         const t = setTimeout(r, Math.max(ms, 0));
         wake = () => {
           clearTimeout(t);
@@ -419,6 +433,10 @@ export class HaLock {
       while (!stopped) {
         const h = this.held;
         if (!h) {
+          this.listenForReleases(() => {
+            poked = true;
+            wake();
+          });
           try {
             const epoch = await this.acquire();
             if (epoch !== undefined) {
@@ -464,12 +482,47 @@ export class HaLock {
         stopped = true;
         wake();
         await loop;
+        this.stopListening();
       },
     };
   }
 
+  /**
+   * While campaigning: a session LISTENing on the release channel, so a hand-over (step-down,
+   * SIGTERM, seal) wakes this node at once. Best effort: when it cannot connect or drops, the
+   * campaign's retry interval still finds the free lock, and the next round connects it again.
+   */
+  private listenForReleases(onRelease: () => void): void {
+    this.onRelease = onRelease;
+    if (this.listener || this.closed) return;
+    const client = new pg.Client({ connectionString: this.opts.connectionUrl, application_name: "leasehold-ha-listen", keepAlive: true });
+    this.listener = client;
+    const drop = () => {
+      if (this.listener !== client) return;
+      this.listener = undefined;
+      client.end().catch(() => undefined);
+    };
+    client.on("error", drop);
+    client.on("end", drop);
+    client.on("notification", (msg) => {
+      if (msg.channel === RELEASE_CHANNEL && msg.payload === this.key) this.onRelease?.();
+    });
+    client
+      .connect()
+      .then(() => client.query(`LISTEN ${RELEASE_CHANNEL}`))
+      .catch(drop);
+  }
+
+  private stopListening(): void {
+    const client = this.listener;
+    this.listener = undefined;
+    this.onRelease = undefined;
+    client?.end().catch(() => undefined);
+  }
+
   /** Closes the connections; does not release (a closed session makes the lock takeable at once). */
   close(): Promise<void> {
+    this.stopListening();
     this.held = undefined;
     const s = this.session;
     this.session = undefined;
