@@ -3,7 +3,7 @@ import { Gauge } from "prom-client";
 import type { Logger } from "pino";
 import { InternalError, NotFound, PermissionDenied, SealedError, StandbyError, UserError, isLeaseholdError } from "../sdk/errors.js";
 import { addressAllowed } from "../sdk/cidr.js";
-import type { AuthResult, Backend, ConnectionInfo, HandlerRequest, HandlerResponse, Operation, PluginFactory, SecretLease } from "../sdk/types.js";
+import type { AuthResult, Backend, ConnectionInfo, HandlerRequest, HandlerResponse, LeaseHelper, Operation, PluginFactory, SecretLease } from "../sdk/types.js";
 import type { PhysicalStorage } from "../storage/types.js";
 import { Barrier } from "./barrier.js";
 import { invokeHandler, requireRoute, resolveWriteOperation, type RouteMatch } from "./dispatch.js";
@@ -66,6 +66,9 @@ export interface CoreOptions {
   /** High availability (`ha_enabled`): the node starts as a standby and loads nothing until it holds the lock. */
   ha?: HaController;
 }
+
+/** The credentials a request's leases guard, by lease id (kept in memory for the request's life). */
+type HeldCredentials = Map<string, { mount: LiveMount; type: string; internal: Record<string, unknown> }>;
 
 /** Who is active, as sys/leader reports it. */
 export interface HaLeader {
@@ -458,6 +461,8 @@ export class Core {
     const ctx: RequestContext = { sudo: false };
     /** Leases opened by this request: activated with the answer, revoked if it fails. */
     const opened: string[] = [];
+    /** What each opened lease guards, as the engine last gave it (see `abandonLeases`). */
+    const held: HeldCredentials = new Map();
     let entry: TokenEntry | undefined;
     if (!unauthenticated) {
       entry = req.token ? await this.tokens.lookup(req.token) : undefined;
@@ -482,7 +487,7 @@ export class Core {
       storage: mount.storage,
       connection: req.connection,
       logger: this.logger,
-      leases: this.leases.helperFor(mount.entry.path, path, entry ? creatorOf(entry) : null, opened),
+      leases: this.remembering(this.leases.helperFor(mount.entry.path, path, entry ? creatorOf(entry) : null, opened), mount, held),
     };
     const op: Operation = req.op === "write" ? await resolveWriteOperation(match, handlerReq) : req.op;
     handlerReq.op = op;
@@ -506,7 +511,7 @@ export class Core {
       resp = await invokeHandler(match, op, handlerReq, ctx);
     } catch (err) {
       if (isLogin) this.metrics.loginFailures.inc({ auth_mount: mount.entry.path });
-      await this.abandonLeases(opened);
+      await this.abandonLeases(opened, held);
       await audit(() => this.audit.logResponse({ ...this.auditRequestInput(auditBase), error: errorMessage(err) }));
       if (lastUse && entry) await this.tokens.revokeTree(entry);
       throw err;
@@ -519,12 +524,12 @@ export class Core {
       }
     } catch (err) {
       if (isLogin) this.metrics.loginFailures.inc({ auth_mount: mount.entry.path });
-      await this.abandonLeases(opened);
+      await this.abandonLeases(opened, held);
       if (resp.secret) await this.revokeUnleased(mount, resp.secret);
       throw err;
     }
     // A lease opened but not returned guards nothing the caller will see: revoke it.
-    await this.abandonLeases(opened.filter((id) => id !== lease?.id));
+    await this.abandonLeases(opened.filter((id) => id !== lease?.id), held);
 
     let auth: Record<string, unknown> | null = resp.issuedAuth ?? null;
     let minted: TokenEntry | undefined;
@@ -544,7 +549,7 @@ export class Core {
     } catch (err) {
       // The answer cannot be delivered: nothing it granted may survive.
       if (minted) await this.tokens.revokeTree(minted);
-      if (lease) await this.abandonLeases([lease.id]);
+      if (lease) await this.abandonLeases([lease.id], held);
       throw err;
     } finally {
       if (lastUse && entry) await this.tokens.revokeTree(entry);
@@ -582,11 +587,40 @@ export class Core {
     return { authenticated: true, ...shape };
   }
 
-  /** Revokes leases a failed request opened (the engine's revoke is idempotent). */
-  private async abandonLeases(ids: string[]): Promise<void> {
+  /** The engine's lease helper, keeping in memory what each opened lease guards (its secret type and internal data, with updates). */
+  private remembering(helper: LeaseHelper, mount: LiveMount, held: HeldCredentials): LeaseHelper {
+    return {
+      open: async (spec) => {
+        const lease = await helper.open(spec);
+        held.set(lease.id, { mount, type: spec.type, internal: spec.internal });
+        return {
+          ...lease,
+          update: async (internal) => {
+            await lease.update(internal);
+            held.set(lease.id, { mount, type: spec.type, internal });
+          },
+        };
+      },
+    };
+  }
+
+  /**
+   * Revokes leases a failed request opened (the engine's revoke is idempotent). Then revokes the
+   * credential again from what this request holds in memory: after an HA take-over the new active
+   * may already have revoked the pending lease and removed its row before this (deposed) node
+   * created the credential, and a row that is gone revokes nothing.
+   */
+  private async abandonLeases(ids: string[], held?: HeldCredentials): Promise<void> {
     for (const id of ids) {
       const outcome = await this.leases.revoke(id);
       if (!outcome.ok) this.logger.error({ lease_id: id, err: outcome.error }, "could not revoke the lease of a failed request; it stays scheduled for retry");
+      const credential = held?.get(id);
+      if (!credential) continue;
+      try {
+        await credential.mount.backend.secretTypes?.[credential.type]?.revoke({ id, internal: credential.internal });
+      } catch (err) {
+        this.logger.error({ lease_id: id, err: errorMessage(err) }, "could not revoke the credential of a failed request from memory; its lease row, if any, stays scheduled for retry");
+      }
     }
   }
 

@@ -202,10 +202,8 @@ export class PgExecutor {
     }
   }
 
-  private async transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
-    const client = await this.pool.connect();
-    let broken = false;
-    try {
+  private transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
+    return withClient(this.pool, async (client, markBroken) => {
       await client.query("BEGIN");
       try {
         await this.fence?.(client);
@@ -213,13 +211,11 @@ export class PgExecutor {
         await client.query("COMMIT");
         return out;
       } catch (err) {
-        await client.query("ROLLBACK").catch(() => (broken = true));
+        // A connection whose ROLLBACK failed is in an unknown state: destroyed rather than reused.
+        await client.query("ROLLBACK").catch(markBroken);
         throw err;
       }
-    } finally {
-      // A connection whose ROLLBACK failed is in an unknown state: destroy it rather than reuse it.
-      client.release(broken);
-    }
+    });
   }
 }
 
@@ -237,9 +233,7 @@ export const pgTypes: pg.CustomTypesConfig = {
  */
 export async function migrate(pool: pg.Pool, n: PgNames): Promise<{ from: number; to: number }> {
   const steps = migrations(n);
-  const client = await pool.connect();
-  let broken = false;
-  try {
+  return withClient(pool, async (client, markBroken) => {
     await client.query("BEGIN");
     try {
       await client.query("SELECT pg_advisory_xact_lock(hashtext($1))", [n.lockKey]);
@@ -256,10 +250,30 @@ export async function migrate(pool: pg.Pool, n: PgNames): Promise<{ from: number
       await client.query("COMMIT");
       return { from, to: steps.length };
     } catch (err) {
-      await client.query("ROLLBACK").catch(() => (broken = true));
+      await client.query("ROLLBACK").catch(markBroken);
       throw err;
     }
+  });
+}
+
+/**
+ * A pooled client for one unit of work, returned to the pool after it (destroyed if it failed).
+ * While a client is checked out pg-pool stops listening to its `error` events, so a session ended
+ * under it (`pg_terminate_backend` by a new HA active ending a paused predecessor's transaction, a
+ * PostgreSQL shutdown) would be an unhandled `error` event and end the process: it is listened to
+ * here, and the query in progress fails as usual.
+ */
+export async function withClient<T>(pool: pg.Pool, fn: (client: pg.PoolClient, markBroken: () => void) => Promise<T>): Promise<T> {
+  const client = await pool.connect();
+  let broken = false;
+  const markBroken = () => {
+    broken = true;
+  };
+  client.on("error", markBroken);
+  try {
+    return await fn(client, markBroken);
   } finally {
+    client.off("error", markBroken);
     client.release(broken);
   }
 }

@@ -1,7 +1,7 @@
 import pg from "pg";
 import { LEASE_COLUMNS } from "./lease-sql.js";
 import { PostgresLeaseStore } from "./postgres-leases.js";
-import { PgExecutor, SCHEMA_NAME, migrate, pgNames, pgTypes, type PgNames, type WriteFence } from "./postgres-schema.js";
+import { PgExecutor, SCHEMA_NAME, migrate, pgNames, pgTypes, withClient, type PgNames, type WriteFence } from "./postgres-schema.js";
 import { immediateChildren, prefixUpperBound, type BulkStorage, type LeaseRow, type LeaseStore, type PhysicalStorage, type StoreSnapshot, type StoredEntry } from "./types.js";
 
 /** Defaults of `storage "postgresql"`: Vault's table name would name Vault's (different) layout. */
@@ -139,29 +139,27 @@ export class PostgresStorage implements PhysicalStorage, BulkStorage {
 
   async snapshot<T>(fn: (snap: StoreSnapshot) => Promise<T>): Promise<T> {
     // One connection in a REPEATABLE READ transaction: every page reads the snapshot of its first query.
-    const client = await this.pool.connect();
-    let broken = false;
-    try {
+    return withClient(this.pool, async (client, markBroken) => {
       await client.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
-      const { kv, leases } = this.names;
-      const page = async <R extends pg.QueryResultRow>(table: string, cols: string, key: string, after: string | null, limit: number) =>
-        (after === null
-          ? await client.query<R>(`SELECT ${cols} FROM ${table} ORDER BY ${key} LIMIT $1`, [limit])
-          : await client.query<R>(`SELECT ${cols} FROM ${table} WHERE ${key} > $1 ORDER BY ${key} LIMIT $2`, [after, limit])
-        ).rows;
-      const out = await fn({
-        size: async () => (await client.query<{ entries: number; leases: number }>(`SELECT (SELECT COUNT(*) FROM ${kv}) AS entries, (SELECT COUNT(*) FROM ${leases}) AS leases`)).rows[0],
-        entries: (after, limit) => page<StoredEntry>(kv, "key, value", "key", after, limit),
-        leaseRows: (after, limit) => page<LeaseRow>(leases, "*", "id", after, limit),
-      });
-      await client.query("COMMIT");
-      return out;
-    } catch (err) {
-      await client.query("ROLLBACK").catch(() => (broken = true));
-      throw err;
-    } finally {
-      client.release(broken);
-    }
+      try {
+        const { kv, leases } = this.names;
+        const page = async <R extends pg.QueryResultRow>(table: string, cols: string, key: string, after: string | null, limit: number) =>
+          (after === null
+            ? await client.query<R>(`SELECT ${cols} FROM ${table} ORDER BY ${key} LIMIT $1`, [limit])
+            : await client.query<R>(`SELECT ${cols} FROM ${table} WHERE ${key} > $1 ORDER BY ${key} LIMIT $2`, [after, limit])
+          ).rows;
+        const out = await fn({
+          size: async () => (await client.query<{ entries: number; leases: number }>(`SELECT (SELECT COUNT(*) FROM ${kv}) AS entries, (SELECT COUNT(*) FROM ${leases}) AS leases`)).rows[0],
+          entries: (after, limit) => page<StoredEntry>(kv, "key, value", "key", after, limit),
+          leaseRows: (after, limit) => page<LeaseRow>(leases, "*", "id", after, limit),
+        });
+        await client.query("COMMIT");
+        return out;
+      } catch (err) {
+        await client.query("ROLLBACK").catch(markBroken);
+        throw err;
+      }
+    });
   }
 
   async load(entries: readonly StoredEntry[], leases: readonly LeaseRow[]): Promise<void> {
