@@ -13,12 +13,14 @@ export interface LeasingEngineControl {
   revokeCalls: number;
   renewCalls: number;
   failRevoke: boolean;
+  /** Credentials whose next revocation fails, once each (timing-proof: nothing to clear before a retry). */
+  failRevokeOnce: Set<string>;
   failRenew: boolean;
   revokeDelayMs: number;
 }
 
 export function leasingEngine(type = "test-leases"): { plugin: PluginFactory; control: LeasingEngineControl } {
-  const control: LeasingEngineControl = { issued: new Map(), revokeCalls: 0, renewCalls: 0, failRevoke: false, failRenew: false, revokeDelayMs: 0 };
+  const control: LeasingEngineControl = { issued: new Map(), revokeCalls: 0, renewCalls: 0, failRevoke: false, failRevokeOnce: new Set(), failRenew: false, revokeDelayMs: 0 };
   let counter = 0;
   const plugin: PluginFactory = {
     type,
@@ -85,6 +87,7 @@ export function leasingEngine(type = "test-leases"): { plugin: PluginFactory; co
               control.revokeCalls++;
               if (control.revokeDelayMs) await new Promise((r) => setTimeout(r, control.revokeDelayMs));
               if (control.failRevoke) throw new Error("external system unreachable");
+              if (control.failRevokeOnce.delete(String(lease.internal.username))) throw new Error("external system unreachable");
               control.issued.delete(String(lease.internal.username)); // idempotent
             },
           },

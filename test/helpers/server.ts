@@ -1,9 +1,37 @@
 import pino from "pino";
 import { startDevServer, type DevServerOptions, type RunningServer } from "../../src/server/run.js";
+import { openTestStorage } from "./storage-backend.js";
 
-/** Starts the real dev server on a free loopback port, logs silenced. */
+/**
+ * Starts the real dev server on a free loopback port, logs silenced, on the store the run selects
+ * (`LEASEHOLD_TEST_STORAGE`, see storage-backend.ts): SQLite in memory by default, a fresh
+ * PostgreSQL database in the "postgresql" vitest project, dropped when the server stops.
+ * An explicit `physical` is used as given.
+ */
 export async function startTestServer(opts: Omit<DevServerOptions, "address" | "logger"> = {}): Promise<RunningServer> {
-  return startDevServer({ address: "127.0.0.1:0", logger: pino({ level: process.env.LEASEHOLD_TEST_LOG ?? "silent" }), ...opts });
+  const logger = pino({ level: process.env.LEASEHOLD_TEST_LOG ?? "silent" });
+  if (opts.physical) return startDevServer({ address: "127.0.0.1:0", logger, ...opts });
+  const storage = await openTestStorage();
+  let server: RunningServer;
+  try {
+    server = await startDevServer({ address: "127.0.0.1:0", logger, ...opts, physical: storage.physical });
+  } catch (err) {
+    await storage.release();
+    throw err;
+  }
+  const stop = server.stop;
+  let stopped: Promise<void> | undefined;
+  return {
+    ...server,
+    stop: () =>
+      (stopped ??= (async () => {
+        try {
+          await stop();
+        } finally {
+          await storage.release();
+        }
+      })()),
+  };
 }
 
 /** Minimal JSON-over-fetch helper for tests: returns status and parsed body. */

@@ -6,6 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { RunningServer } from "../../src/server/run.js";
+import { PostgresStorage } from "../../src/storage/postgres.js";
 import { SqliteStorage } from "../../src/storage/sqlite.js";
 import { call, startTestServer } from "../helpers/server.js";
 
@@ -14,11 +15,13 @@ const root = (method: string, path: string, body?: unknown) => call(server.url, 
 const EMOJI_KEY = "😀x";
 const enc = (key: string) => key.split("/").map(encodeURIComponent).join("/");
 
-/** Every physical key under a mount's storage, straight from the table (not through `list`). */
-function rawKeys(uuid: string): string[] {
+/** Every physical key under a mount's storage, straight from the table (not through `list`), on either store. */
+async function rawKeys(uuid: string): Promise<string[]> {
   const physical = server.core.barrier.physical;
-  if (!(physical instanceof SqliteStorage)) throw new Error("the test server stores in SQLite");
-  return (physical.db.prepare("SELECT key FROM kv WHERE substr(key, 1, ?) = ?").all(`logical/${uuid}/`.length, `logical/${uuid}/`) as { key: string }[]).map((r) => r.key);
+  const prefix = `logical/${uuid}/`;
+  if (physical instanceof SqliteStorage) return (physical.db.prepare("SELECT key FROM kv WHERE substr(key, 1, ?) = ?").all(prefix.length, prefix) as { key: string }[]).map((r) => r.key);
+  if (physical instanceof PostgresStorage) return (await physical.pool.query<{ key: string }>(`SELECT key FROM ${physical.names.kv} WHERE starts_with(key, $1)`, [prefix])).rows.map((r) => r.key);
+  throw new Error(`no raw key reader for the ${physical.kind} store`);
 }
 
 async function mountUuid(path: string): Promise<string> {
@@ -59,12 +62,12 @@ describe("LIST and mount purge with characters outside the BMP", () => {
       expect((await root("POST", `kvx/data/${enc(k)}`, { data: { v: "1" } })).status).toBe(200);
     }
     // The raw query sees the mount's keys, the astral ones included.
-    const before = rawKeys(uuid);
+    const before = await rawKeys(uuid);
     expect(before.some((k) => k.endsWith(`app/${EMOJI_KEY}`))).toBe(true);
     expect(before.some((k) => k.endsWith("app/plain"))).toBe(true);
 
     expect((await root("DELETE", "sys/mounts/kvx")).status).toBe(204);
-    expect(rawKeys(uuid)).toEqual([]);
+    expect(await rawKeys(uuid)).toEqual([]);
 
     // Enabled again at the same path: empty.
     expect((await root("POST", "sys/mounts/kvx", { type: "kv", options: { version: "2" } })).status).toBe(204);

@@ -397,16 +397,22 @@ export class PkiEngine {
   }
 
   private rebuildTimer?: NodeJS.Timeout;
+  private burstStartedAt = 0;
 
-  /** One rebuild of every stale CRL shortly after a burst of revocations ends. */
+  /**
+   * One rebuild of every stale CRL shortly after a burst of revocations ends: 50 ms after the last
+   * revocation, at the latest one second after the first (a long burst still publishes its CRL).
+   */
   private scheduleRebuild(): void {
-    if (this.rebuildTimer) return;
+    const now = Date.now();
+    if (this.rebuildTimer) clearTimeout(this.rebuildTimer);
+    else this.burstStartedAt = now;
     this.rebuildTimer = setTimeout(() => {
       this.rebuildTimer = undefined;
       void (async () => {
         for (const id of [...this.staleCrls]) await this.rebuildCrl(id);
       })().catch((err) => this.logger.error({ err }, "pki: CRL rebuild after lease revocations failed"));
-    }, 50);
+    }, Math.max(0, Math.min(50, this.burstStartedAt + 1000 - now)));
     this.rebuildTimer.unref();
   }
 
@@ -422,7 +428,6 @@ export class PkiEngine {
     const targets = issuerId ? [all.get(issuerId)].filter((i): i is LoadedIssuer => !!i) : [...all.values()];
     await this.storage.withLock(REVOCATION_LOCK, async () => {
       // Revocations take the same lock, so everything revoked before this point is in the listing.
-      for (const t of targets) this.staleCrls.delete(t.id);
       const revoked: { serial: string; record: RevokedRecord }[] = [];
       for (const serial of await this.listRevoked()) {
         const record = await this.revocation(serial);
@@ -441,14 +446,18 @@ export class PkiEngine {
         const der = await buildCrl({ issuerName: issuer.parts.subjectName, issuerKeyId: issuer.keyId, signer: issuer.signer, number, thisUpdate: now, nextUpdate, entries });
         await this.storage.putJSON(K.crl(issuer.id), { der: der.toString("base64"), number, this_update: now.getTime(), next_update: nextUpdate.getTime() } satisfies CrlRecord);
       }
+      // Only now: a CRL read during the rebuild must still see the stored CRL as stale.
+      for (const t of targets) this.staleCrls.delete(t.id);
     });
   }
 
   /** The issuer's CRL as DER. An expired or missing CRL is rebuilt first: we never serve a stale one. */
   async crl(issuer: LoadedIssuer): Promise<Buffer> {
     if (!issuer.signer) throw new UserError(`issuer ${issuer.id} has no private key in this mount, so it has no CRL here`);
+    // The marker first, the record second: a rebuild that ends in between stored a CRL listing the revocation.
+    const marked = this.staleCrls.has(issuer.id);
     let record = await this.storage.getJSON<CrlRecord>(K.crl(issuer.id));
-    const stale = this.staleCrls.has(issuer.id) && !(await this.crlConfig()).auto_rebuild;
+    const stale = marked && !(await this.crlConfig()).auto_rebuild;
     if (!record || stale || record.next_update <= Date.now()) {
       await this.rebuildCrl(issuer.id);
       record = await this.storage.getJSON<CrlRecord>(K.crl(issuer.id));
