@@ -89,7 +89,7 @@ describe("jwt config and roles", () => {
     const cases: [Record<string, unknown>, RegExp][] = [
       [{ bound_audiences: "x" }, /a user claim must be defined on the role/],
       [{ user_claim: "sub" }, /must have at least one bound constraint/],
-      [{ user_claim: "sub", bound_audiences: "x", role_type: "oidc" }, /role_type "oidc" is not supported/],
+      [{ user_claim: "sub", bound_audiences: "x", role_type: "oidc" }, /'allowed_redirect_uris' must be set if 'role_type' is 'oidc' or unspecified/],
       [{ user_claim: "sub", bound_claims: { n: 1 }, bound_claims_type: "glob" }, /must be a string or a list of strings/],
       [{ user_claim: "sub", bound_claims: { n: { nested: true } } }, /must be a string, number, boolean/],
       [{ user_claim: "sub", bound_audiences: "x", claim_mappings: { a: "role" } }, /"role" is reserved/],

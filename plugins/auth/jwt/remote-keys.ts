@@ -21,6 +21,12 @@ export async function fetchJwks(url: string, ca: string | undefined): Promise<JW
 export interface DiscoveryDocument {
   issuer: string;
   jwks_uri: string;
+  /** OIDC single sign-on: where the browser is sent, where the code is exchanged, extra claims. */
+  authorization_endpoint?: string;
+  token_endpoint?: string;
+  userinfo_endpoint?: string;
+  token_endpoint_auth_methods_supported?: string[];
+  code_challenge_methods_supported?: string[];
 }
 
 /**
@@ -35,7 +41,17 @@ export async function discover(url: string, ca: string | undefined): Promise<Dis
   const doc = r.body as Partial<DiscoveryDocument> | undefined;
   if (typeof doc?.issuer !== "string" || typeof doc.jwks_uri !== "string") throw new Error("the discovery document lacks issuer or jwks_uri");
   if (doc.issuer.replace(/\/+$/, "") !== url.replace(/\/+$/, "")) throw new Error(`the discovery document names issuer ${JSON.stringify(doc.issuer)}, not ${JSON.stringify(url)}`);
-  return { issuer: doc.issuer, jwks_uri: doc.jwks_uri };
+  const str = (v: unknown) => (typeof v === "string" ? v : undefined);
+  const list = (v: unknown) => (Array.isArray(v) ? v.filter((x): x is string => typeof x === "string") : undefined);
+  return {
+    issuer: doc.issuer,
+    jwks_uri: doc.jwks_uri,
+    authorization_endpoint: str(doc.authorization_endpoint),
+    token_endpoint: str(doc.token_endpoint),
+    userinfo_endpoint: str(doc.userinfo_endpoint),
+    token_endpoint_auth_methods_supported: list(doc.token_endpoint_auth_methods_supported),
+    code_challenge_methods_supported: list(doc.code_challenge_methods_supported),
+  };
 }
 
 export interface RemoteKeyOptions {

@@ -2,6 +2,7 @@ import type { Command } from "commander";
 import { authFromLookup as authBlockFromLookup, authMountPath, loginRequest, userpassLoginPath, writeTokenFile, type VaultResponse } from "../../client/index.js";
 import { CommandContext, UsageError, addConnectionOptions, addFormatOption, trimSlashes, type CliIo, type ConnectionFlags, type OutputFlags } from "../context.js";
 import { readAll } from "../kv-args.js";
+import { loginOidc } from "./login-oidc.js";
 import { promptSecret } from "./operator.js";
 
 interface LoginFlags extends ConnectionFlags, OutputFlags {
@@ -21,7 +22,7 @@ export function registerLogin(program: Command, io: CliIo): void {
   addFormatOption(addConnectionOptions(program.command("login")))
     .description("authenticate and store the token in ~/.leasehold-token")
     .argument("[args...]", "TOKEN (token method) or K=V login data (other methods)")
-    .option("--method <type>", "auth method type: token, approle, kubernetes, jwt, userpass, cert", "token")
+    .option("--method <type>", "auth method type: token, approle, kubernetes, jwt, oidc, userpass, cert", "token")
     .option("--path <mount>", "mount path of the auth method (default: the method type)")
     .option("--no-store", "print the token but do not store it")
     .option("--token-only", "print only the token and do not store it (same as -field=token -no-store)")
@@ -48,6 +49,8 @@ export function registerLogin(program: Command, io: CliIo): void {
           if (typeof username !== "string" || username === "") throw new UsageError("'username' must be specified");
           const secret = typeof password === "string" && password !== "" ? password : await promptSecret(io, "Password (will be hidden): ");
           resp = await ctx.call("authenticating", (c) => loginRequest(c, mount, { ...rest, password: secret }, undefined, userpassLoginPath(username)));
+        } else if (method === "oidc") {
+          resp = await loginOidc(ctx, authMountPath(method, trimSlashes(flags.path ?? method)), await ctx.keyValues(args));
         } else {
           const mount = authMountPath(method, trimSlashes(flags.path ?? method));
           const data = await ctx.keyValues(args);

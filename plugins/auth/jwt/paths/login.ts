@@ -1,9 +1,9 @@
 import { z } from "zod";
-import { UserError, authResultFromTokenFields, checkLoginAddress } from "../../../../src/sdk/index.js";
+import { UserError, checkLoginAddress } from "../../../../src/sdk/index.js";
 import type { HandlerRequest, HandlerResponse, PathDefinition } from "../../../../src/sdk/index.js";
 import { NamedRecords, roleNameOf } from "../../shared/roles.js";
 import { audiencesOf, checkTimeClaims, verifyJwtSignature } from "../../shared/jwt.js";
-import { claimAt, enforceBoundClaims, mapClaims } from "../claims.js";
+import { authFromClaims } from "../identity.js";
 import type { Validator } from "../config.js";
 import { leewaysOf, type JwtRole } from "./role.js";
 
@@ -22,6 +22,7 @@ async function login(req: HandlerRequest<z.infer<typeof loginSchema>>, roles: Na
   if (!roleName) throw new UserError("missing role");
   const role = await roles.get(roleNameOf(roleName));
   if (!role) throw new UserError(`role ${JSON.stringify(roleName)} could not be found`);
+  if (role.role_type === "oidc") throw new UserError("role with oidc role_type is not allowed");
   checkLoginAddress(role, req.connection.remoteAddress);
 
   const { claims } = await verifyJwtSignature(req.data.jwt, v.config.jwt_supported_algs, v.keys);
@@ -36,18 +37,7 @@ async function login(req: HandlerRequest<z.infer<typeof loginSchema>>, roles: Na
     // Vault refuses too: a token meant for some audience must not open a role that names none.
     throw new UserError("audience claim found in JWT but no audiences bound to the role");
   }
-  enforceBoundClaims(claims, role.bound_claims, role.bound_claims_type);
-
-  const user = claimAt(claims, role.user_claim_json_pointer && !role.user_claim.startsWith("/") ? `/${role.user_claim}` : role.user_claim);
-  if (typeof user !== "string" && typeof user !== "number") throw new UserError(`claim ${JSON.stringify(role.user_claim)} not found in token`);
-  const userName = String(user);
-  return {
-    auth: authResultFromTokenFields(role, {
-      metadata: { ...mapClaims(claims, role.claim_mappings), role: role.name },
-      displayName: userName,
-      aliasName: userName,
-    }),
-  };
+  return { auth: authFromClaims(role, claims) };
 }
 
 export function loginPath(roles: NamedRecords<JwtRole>, validator: () => Promise<Validator | undefined>): PathDefinition {

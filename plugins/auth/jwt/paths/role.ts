@@ -1,13 +1,26 @@
 import { z } from "zod";
-import { UserError, mergeTokenFields, parseDuration, tokenFieldsResponse, tokenFieldsShape, zBool, zCommaList, zStringMap } from "../../../../src/sdk/index.js";
-import type { HandlerRequest, PathDefinition, TokenFields } from "../../../../src/sdk/index.js";
+import { UserError, mergeTokenFields, parseDuration, tokenFieldsResponse, tokenFieldsShape, zBool, zCommaList, zDuration, zStringMap } from "../../../../src/sdk/index.js";
+import type { HandlerRequest, HandlerResponse, PathDefinition, TokenFields } from "../../../../src/sdk/index.js";
 import { NamedRecords, roleCrudPaths, roleNameOf } from "../../shared/roles.js";
 import { checkBoundClaims, checkClaimMappings, type BoundValue } from "../claims.js";
 
-/** A jwt role as stored (Vault's field names; leeways in seconds, 0 = default, -1 = none). */
+/**
+ * A role as stored (Vault's field names; leeways in seconds, 0 = default, -1 = none). "jwt" roles
+ * log in with a JWT at `login`; "oidc" roles through the browser flow (`oidc/auth_url`, `oidc/callback`).
+ */
 export interface JwtRole extends TokenFields {
   name: string;
-  role_type: "jwt";
+  role_type: "jwt" | "oidc";
+  /** OIDC: redirect URIs `oidc/auth_url` accepts (loopback URIs match on any port, RFC 8252). */
+  allowed_redirect_uris: string[];
+  /** OIDC: scopes asked for besides `openid`. */
+  oidc_scopes: string[];
+  /** OIDC: log the ID token's claims at debug level (troubleshooting only). */
+  verbose_oidc_logging: boolean;
+  /** OIDC: seconds since the user last authenticated at the provider; 0 = no limit. */
+  max_age: number;
+  /** OIDC: "client" (the CLI or UI receives the redirect); the only mode leasehold runs. */
+  callback_mode: "client";
   bound_audiences: string[];
   bound_subject: string;
   bound_claims: Record<string, BoundValue>;
@@ -50,6 +63,11 @@ export const roleSchema = z.object({
   clock_skew_leeway: zLeeway.optional(),
   expiration_leeway: zLeeway.optional(),
   not_before_leeway: zLeeway.optional(),
+  allowed_redirect_uris: zCommaList.optional(),
+  oidc_scopes: zCommaList.optional(),
+  verbose_oidc_logging: zBool.optional(),
+  max_age: zDuration.optional(),
+  callback_mode: z.string().optional(),
   ...tokenFieldsShape,
 });
 
@@ -62,21 +80,52 @@ export function leewaysOf(role: JwtRole): { exp: number; nbf: number; iat: numbe
 
 export function roleView(role: JwtRole): Record<string, unknown> {
   const { name: _name, ...rest } = role;
-  return { ...rest, ...tokenFieldsResponse(role) };
+  // Roles written before OIDC support lack the OIDC fields.
+  const stored: Partial<JwtRole> = role;
+  return {
+    ...rest,
+    allowed_redirect_uris: stored.allowed_redirect_uris ?? [],
+    oidc_scopes: stored.oidc_scopes ?? [],
+    verbose_oidc_logging: stored.verbose_oidc_logging ?? false,
+    max_age: stored.max_age ?? 0,
+    callback_mode: "client",
+    ...tokenFieldsResponse(role),
+  };
 }
 
-async function writeRole(roles: NamedRecords<JwtRole>, req: HandlerRequest<z.infer<typeof roleSchema>>): Promise<void> {
+/**
+ * The role type of a write. Vault makes every write without `role_type` an "oidc" role (which then
+ * needs `allowed_redirect_uris`); leasehold infers instead, so that each write Vault accepts means
+ * the same here: without `role_type`, a role naming `allowed_redirect_uris` is "oidc", an existing
+ * role keeps its type, and a new role without redirect URIs (which Vault refuses) is "jwt".
+ */
+function roleTypeOf(given: string | undefined, cur: JwtRole | undefined, redirectUris: string[] | undefined): JwtRole["role_type"] {
+  if (given !== undefined && given !== "") {
+    if (given !== "jwt" && given !== "oidc") throw new UserError(`invalid 'role_type': ${given}`);
+    return given;
+  }
+  if (redirectUris?.length) return "oidc";
+  return cur?.role_type ?? "jwt";
+}
+
+async function writeRole(roles: NamedRecords<JwtRole>, req: HandlerRequest<z.infer<typeof roleSchema>>): Promise<HandlerResponse | undefined> {
   const name = roleNameOf(req.params.name);
   const d = req.data;
-  await roles.update(name, async (cur) => {
-    if (d.role_type !== undefined && d.role_type !== "jwt") {
-      throw new UserError(`role_type ${JSON.stringify(d.role_type)} is not supported: leasehold verifies JWTs presented at login ("jwt" roles) and does not run the OIDC browser flow`);
+  return roles.update(name, async (cur) => {
+    const roleType = roleTypeOf(d.role_type, cur, d.allowed_redirect_uris);
+    if (d.callback_mode !== undefined && d.callback_mode !== "" && d.callback_mode !== "client") {
+      throw new UserError(`callback_mode ${JSON.stringify(d.callback_mode)} is not supported: leasehold runs the "client" callback mode (the CLI or UI receives the provider's redirect)`);
     }
     const boundClaimsType = d.bound_claims_type ?? cur?.bound_claims_type ?? "string";
     const next: JwtRole = {
       ...mergeTokenFields(cur, d),
       name,
-      role_type: "jwt",
+      role_type: roleType,
+      allowed_redirect_uris: d.allowed_redirect_uris ?? cur?.allowed_redirect_uris ?? [],
+      oidc_scopes: d.oidc_scopes ?? cur?.oidc_scopes ?? [],
+      verbose_oidc_logging: d.verbose_oidc_logging ?? cur?.verbose_oidc_logging ?? false,
+      max_age: d.max_age ?? cur?.max_age ?? 0,
+      callback_mode: "client",
       bound_audiences: d.bound_audiences ?? cur?.bound_audiences ?? [],
       bound_subject: d.bound_subject ?? cur?.bound_subject ?? "",
       bound_claims: checkBoundClaims(d.bound_claims ?? cur?.bound_claims ?? {}, boundClaimsType),
@@ -90,10 +139,19 @@ async function writeRole(roles: NamedRecords<JwtRole>, req: HandlerRequest<z.inf
       not_before_leeway: d.not_before_leeway ?? cur?.not_before_leeway ?? 0,
     };
     if (!next.user_claim) throw new UserError("a user claim must be defined on the role");
-    if (!next.bound_audiences.length && !next.bound_subject && !Object.keys(next.bound_claims).length && !next.token_bound_cidrs.length) {
+    if (next.role_type === "oidc" && !next.allowed_redirect_uris.length) throw new UserError("'allowed_redirect_uris' must be set if 'role_type' is 'oidc' or unspecified.");
+    for (const uri of next.allowed_redirect_uris) {
+      if (!URL.canParse(uri)) throw new UserError(`allowed_redirect_uris: ${JSON.stringify(uri)} is not a URL`);
+    }
+    // An OIDC login's ID token must name the client ID as its audience; other roles need a binding.
+    if (next.role_type !== "oidc" && !next.bound_audiences.length && !next.bound_subject && !Object.keys(next.bound_claims).length && !next.token_bound_cidrs.length) {
       throw new UserError("must have at least one bound constraint when creating/updating a role");
     }
     await roles.put(name, next);
+    if (next.verbose_oidc_logging) {
+      return { warnings: ["verbose_oidc_logging has been enabled for this role. This is not recommended in production since sensitive information may be present in OIDC responses."] };
+    }
+    return undefined;
   });
 }
 
