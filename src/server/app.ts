@@ -10,6 +10,7 @@ import { parseGoBool } from "../sdk/fields.js";
 import { ForwardingFailed, readForwardedConnection, relayOf, type Forwarder, type ForwardedConnection } from "../cluster/forwarding.js";
 import { metricsAnswer } from "../core/sys/audit.js";
 import { ClientAborted, CONTROL_MAX_REQUEST_SIZE, decodeBody, DEFAULT_MAX_REQUEST_SIZE, readRawBody } from "./body.js";
+import { mountConsole } from "./ui.js";
 
 type Env = { Bindings: HttpBindings };
 
@@ -127,6 +128,8 @@ export interface AppRole {
   forwarder?: Forwarder;
   /** The cluster listener's app: callers are cluster peers, their forwarded connection facts are believed, nothing is forwarded again. */
   clusterPeer?: boolean;
+  /** Serve the operator console at `/ui/` (`ui = true`, or `--dev`); otherwise `/ui/` answers 404 as in Vault. */
+  ui?: boolean;
 }
 
 /** How long a standby reuses the active node's address it read from the lock (a failure reads it again at once). */
@@ -160,6 +163,7 @@ export function buildApp(core: Core, logger: Logger, limits: Partial<AppLimits> 
     return c.json({ errors: ["internal error"] }, 500);
   });
   app.notFound((c) => c.json({ errors: [] }, 404));
+  if (!clusterPeer) mountConsole(app, { enabled: role.ui === true, logger });
 
   /**
    * `max_request_duration` bounds the core's work (the body read is bounded by the listener's read

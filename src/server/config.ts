@@ -8,10 +8,10 @@
  *   api_addr = "https://leasehold.example:8200"
  *
  * Every key is checked: a typo in a security setting (`tls_disbale`) must stop the server, not be
- * ignored. `disable_mlock` and `ui` are accepted (their values must still be booleans) and
- * otherwise ignored, so Vault configs load unchanged: Node cannot lock its heap into memory, so
- * leasehold never mlocks (operators who care should disable swap or encrypt it), and leasehold
- * has no web UI.
+ * ignored. `disable_mlock` is accepted (its value must still be a boolean) and otherwise ignored,
+ * so Vault configs load unchanged: Node cannot lock its heap into memory, so leasehold never
+ * mlocks (operators who care should disable swap or encrypt it). `ui = true` serves the operator
+ * console at `/ui/`, as in Vault.
  *
  * leasehold's own top-level keys:
  *   disable_revocation = true              # safety mode, as `leasehold server -no-revoke`: nothing is
@@ -110,6 +110,8 @@ export interface ServerConfig {
   loginRateLimit?: { rate: number; burst: number };
   /** `allow_audit_log_prefixing` (set only when the key is present; off by default). */
   allowAuditLogPrefixing?: boolean;
+  /** `ui = true`: serve the operator console at `/ui/` (set only when true). */
+  ui?: boolean;
 }
 
 /** Vault's system default for both lease TTLs: 768h (32 days). */
@@ -251,11 +253,11 @@ class ConfigReader extends HclConfigReader {
     const logLevel = root.log_level === undefined ? "info" : this.logLevel(root);
     // Accepted for compatibility with Vault configs and otherwise ignored (see the file comment).
     if (root.disable_mlock !== undefined) this.bool(root, "disable_mlock", "");
-    if (root.ui !== undefined) this.bool(root, "ui", "");
 
     const config: Omit<ServerConfig, "storage" | "seal" | "listeners"> = { clusterName, defaultLeaseTtl, maxLeaseTtl, logLevel };
     if (apiAddr !== undefined) config.apiAddr = apiAddr;
     if (clusterAddr !== undefined) config.clusterAddr = clusterAddr;
+    if (root.ui !== undefined && this.bool(root, "ui", "")) config.ui = true;
     if (root.disable_clustering !== undefined) config.disableClustering = this.bool(root, "disable_clustering", "");
     if (root.disable_revocation !== undefined) config.disableRevocation = this.bool(root, "disable_revocation", "");
     if (root.allow_audit_log_prefixing !== undefined) config.allowAuditLogPrefixing = this.bool(root, "allow_audit_log_prefixing", "");

@@ -197,7 +197,7 @@ export async function startConfiguredServer(config: ServerConfig, logger = creat
     await physical.close().catch(() => undefined);
     throw err;
   }
-  const listeners = await listenOrShutDown(core, logger, config.listeners, cluster?.forwarder).catch(async (err: unknown) => {
+  const listeners = await listenOrShutDown(core, logger, config.listeners, cluster?.forwarder, config.ui).catch(async (err: unknown) => {
     await shutDownEarly();
     throw err;
   });
@@ -215,9 +215,9 @@ function listenerLimits(l: Partial<ListenerConfig>): { app: Partial<AppLimits>; 
 }
 
 /** `listenOn`, shutting the core down when a listener cannot open (so the process can exit). */
-async function listenOrShutDown(core: Core, logger: Logger, configs: ListenerConfig[], forwarder?: Forwarder): Promise<RunningListener[]> {
+async function listenOrShutDown(core: Core, logger: Logger, configs: ListenerConfig[], forwarder?: Forwarder, ui = false): Promise<RunningListener[]> {
   try {
-    return await listenOn(core, logger, configs, forwarder);
+    return await listenOn(core, logger, configs, forwarder, ui);
   } catch (err) {
     await core.shutdown();
     throw err;
@@ -225,7 +225,7 @@ async function listenOrShutDown(core: Core, logger: Logger, configs: ListenerCon
 }
 
 /** Opens the `listener` blocks of a config file, in order; on a failure closes those already open. */
-async function listenOn(core: Core, logger: Logger, configs: ListenerConfig[], forwarder?: Forwarder): Promise<RunningListener[]> {
+async function listenOn(core: Core, logger: Logger, configs: ListenerConfig[], forwarder?: Forwarder, ui = false): Promise<RunningListener[]> {
   const listeners: RunningListener[] = [];
   try {
     for (const l of configs) {
@@ -234,7 +234,7 @@ async function listenOn(core: Core, logger: Logger, configs: ListenerConfig[], f
         : { cert: readFile(l.tlsCertFile!, "tls_cert_file"), key: readFile(l.tlsKeyFile!, "tls_key_file"), ca: l.tlsClientCaFile ? readFile(l.tlsClientCaFile, "tls_client_ca_file") : undefined };
       // One app per listener: its body limit and request duration are the listener's.
       const limits = listenerLimits(l);
-      listeners.push(await listen(buildApp(core, logger, limits.app, { forwarder }), { address: l.address, tls, timeouts: limits.timeouts }));
+      listeners.push(await listen(buildApp(core, logger, limits.app, { forwarder, ui }), { address: l.address, tls, timeouts: limits.timeouts }));
     }
   } catch (err) {
     await Promise.all(listeners.map((l) => l.close()));
@@ -290,6 +290,8 @@ export interface DevServerOptions {
   http?: Partial<Omit<ListenerConfig, "address" | "tlsDisable" | "tlsCertFile" | "tlsKeyFile" | "tlsClientCaFile" | "clusterAddress">>;
   /** The store, empty (default: SQLite in memory); the tests run the storage-agnostic suite on PostgreSQL too. Closed by `stop`. */
   physical?: PhysicalStorage;
+  /** Serve the operator console at `/ui/` (default true, as `vault server -dev` does). */
+  ui?: boolean;
 }
 
 /** The dev server: in-memory store, initialised, unsealed, KV v2 at `secret/`. */
@@ -315,12 +317,13 @@ export async function startDevServer(opts: DevServerOptions = {}): Promise<Runni
   let devTls: DevTlsFiles | undefined;
   if (opts.tls) devTls = await generateDevTls(opts.tlsCertDir ?? mkdtempSync(join(tmpdir(), "leasehold-dev-tls-")));
   const limits = listenerLimits(opts.http ?? {});
-  const listener = await listen(buildApp(core, logger, limits.app), {
+  const ui = opts.ui ?? true;
+  const listener = await listen(buildApp(core, logger, limits.app, { ui }), {
     address: opts.address ?? "127.0.0.1:8200",
     tls: devTls ? { cert: devTls.cert, key: devTls.key, ca: devTls.ca } : undefined,
     timeouts: limits.timeouts,
   });
-  const more = await listenOrShutDown(core, logger, opts.listeners ?? []).catch(async (err: unknown) => {
+  const more = await listenOrShutDown(core, logger, opts.listeners ?? [], undefined, ui).catch(async (err: unknown) => {
     await listener.close();
     throw err;
   });

@@ -1,0 +1,54 @@
+import { useCallback, useEffect, useState } from "preact/hooks";
+import { LoginPage } from "./pages/login";
+import { OverviewPage } from "./pages/overview";
+import { navigate, useRoute } from "./router";
+import { forgetToken, storeToken, storedToken } from "./session";
+
+/** The console: a login page, then the pages a logged-in operator may see. */
+export function App() {
+  const route = useRoute();
+  const [token, setToken] = useState<string | undefined>(storedToken);
+  const [notice, setNotice] = useState<string | undefined>();
+
+  const next = route.page === "login" ? route.next : undefined;
+  const loggedIn = useCallback(
+    (t: string) => {
+      storeToken(t);
+      setToken(t);
+      setNotice(undefined);
+      navigate(next ?? "", true);
+    },
+    [next],
+  );
+  // Stable, so the overview does not reload when the app re-renders.
+  const logOut = useCallback((why?: string) => {
+    forgetToken();
+    setToken(undefined);
+    setNotice(why);
+    navigate("login", true);
+  }, []);
+
+  // Every page but the login page needs a token.
+  useEffect(() => {
+    if (!token && route.page !== "login") navigate(`login?next=${encodeURIComponent(location.pathname)}`, true);
+  }, [token, route.page]);
+
+  useEffect(() => {
+    document.title = `${route.page === "login" ? "Log in" : route.page === "overview" ? "Overview" : "Not found"} · leasehold console`;
+  }, [route.page]);
+
+  if (route.page === "login" || !token) return <LoginPage onLoggedIn={loggedIn} notice={notice} />;
+  if (route.page === "overview") return <OverviewPage token={token} onLogOut={logOut} />;
+  return (
+    <main class="page narrow">
+      <h1>Page not found</h1>
+      <p>
+        The console has no page at <code>{route.path}</code>.{" "}
+        <a href="/ui/" onClick={(e) => (e.preventDefault(), navigate(""))}>
+          Go to the overview
+        </a>
+        .
+      </p>
+    </main>
+  );
+}
