@@ -1,7 +1,5 @@
 import { createHash } from "node:crypto";
-import { request as httpRequest } from "node:http";
-import { request as httpsRequest } from "node:https";
-import { OutboundError, requestJson } from "../shared/http.js";
+import { requestJson } from "../shared/http.js";
 import type { JwtConfig } from "./config.js";
 import type { DiscoveryDocument } from "./remote-keys.js";
 
@@ -85,7 +83,7 @@ async function tokenRequest(doc: DiscoveryDocument, cfg: JwtConfig, style: "clie
     form.set("client_secret", cfg.oidc_client_secret);
   }
   try {
-    return await postForm(doc.token_endpoint!, form, headers, cfg.oidc_discovery_ca_pem || undefined);
+    return await requestJson(doc.token_endpoint!, { method: "POST", body: form, headers, ca: cfg.oidc_discovery_ca_pem || undefined, maxBytes: 256 * 1024 });
   } catch (err) {
     throw new CodeExchangeError(`the token endpoint could not be reached: ${(err as Error).message}`);
   }
@@ -102,45 +100,3 @@ export async function fetchUserInfo(doc: DiscoveryDocument, cfg: JwtConfig, acce
   return r.body as Record<string, unknown>;
 }
 
-/** A form POST answered with JSON, on node:http(s) so a private CA can be trusted (as requestJson). */
-function postForm(url: string, form: URLSearchParams, headers: Record<string, string>, ca: string | undefined): Promise<{ status: number; body: unknown }> {
-  const u = new URL(url);
-  if (u.protocol !== "https:" && u.protocol !== "http:") return Promise.reject(new OutboundError(`unsupported URL scheme ${u.protocol}`));
-  const payload = Buffer.from(form.toString(), "utf8");
-  const maxBytes = 256 * 1024;
-  return new Promise((resolve, reject) => {
-    const send = u.protocol === "https:" ? httpsRequest : httpRequest;
-    const req = send(
-      u,
-      {
-        method: "POST",
-        ...(u.protocol === "https:" && ca ? { ca } : {}),
-        agent: false,
-        timeout: 10_000,
-        headers: { Accept: "application/json", "Content-Type": "application/x-www-form-urlencoded", "Content-Length": String(payload.length), ...headers },
-      },
-      (res) => {
-        const chunks: Buffer[] = [];
-        let size = 0;
-        res.on("data", (c: Buffer) => {
-          size += c.length;
-          if (size > maxBytes) req.destroy(new OutboundError(`answer larger than ${maxBytes} bytes`));
-          else chunks.push(c);
-        });
-        res.on("end", () => {
-          let body: unknown;
-          try {
-            body = JSON.parse(Buffer.concat(chunks).toString("utf8"));
-          } catch {
-            body = undefined;
-          }
-          resolve({ status: res.statusCode ?? 0, body });
-        });
-        res.on("error", (e) => reject(new OutboundError(e.message)));
-      },
-    );
-    req.on("timeout", () => req.destroy(new OutboundError("request timed out")));
-    req.on("error", (e) => reject(e instanceof OutboundError ? e : new OutboundError(e.message)));
-    req.end(payload);
-  });
-}

@@ -10,6 +10,7 @@ export interface JsonAnswer {
 export interface JsonRequest {
   method?: "GET" | "POST";
   headers?: Record<string, string>;
+  /** Sent as JSON; URLSearchParams are sent as a form (`application/x-www-form-urlencoded`, an OAuth token request). */
   body?: unknown;
   /** PEM bundle trusted for an https URL instead of the system store (the cluster CA, an IdP CA). */
   ca?: string;
@@ -28,7 +29,8 @@ export class OutboundError extends Error {}
 export function requestJson(url: string, opts: JsonRequest = {}): Promise<JsonAnswer> {
   const u = new URL(url);
   if (u.protocol !== "https:" && u.protocol !== "http:") return Promise.reject(new OutboundError(`unsupported URL scheme ${u.protocol}`));
-  const payload = opts.body === undefined ? undefined : Buffer.from(JSON.stringify(opts.body), "utf8");
+  const form = opts.body instanceof URLSearchParams ? opts.body : undefined;
+  const payload = opts.body === undefined ? undefined : Buffer.from(form ? form.toString() : JSON.stringify(opts.body), "utf8");
   const maxBytes = opts.maxBytes ?? 1 << 20;
   return new Promise((resolve, reject) => {
     const send = u.protocol === "https:" ? httpsRequest : httpRequest;
@@ -41,7 +43,7 @@ export function requestJson(url: string, opts: JsonRequest = {}): Promise<JsonAn
         timeout: opts.timeoutMs ?? 10_000,
         headers: {
           Accept: "application/json",
-          ...(payload ? { "Content-Type": "application/json", "Content-Length": String(payload.length) } : {}),
+          ...(payload ? { "Content-Type": form ? "application/x-www-form-urlencoded" : "application/json", "Content-Length": String(payload.length) } : {}),
           ...opts.headers,
         },
       },
