@@ -605,17 +605,17 @@ export class Core {
   }
 
   /**
-   * Revokes leases a failed request opened (the engine's revoke is idempotent). Then revokes the
-   * credential again from what this request holds in memory: after an HA take-over the new active
-   * may already have revoked the pending lease and removed its row before this (deposed) node
-   * created the credential, and a row that is gone revokes nothing.
+   * Revokes leases a failed request opened (the engine's revoke is idempotent). When that found no
+   * row or failed, the credential is revoked again from what this request holds in memory: after
+   * an HA take-over the new active may already have revoked the pending lease (and removed its row)
+   * before this deposed node created the credential, and this node can no longer write the row.
    */
   private async abandonLeases(ids: string[], held?: HeldCredentials): Promise<void> {
     for (const id of ids) {
       const outcome = await this.leases.revoke(id);
       if (!outcome.ok) this.logger.error({ lease_id: id, err: outcome.error }, "could not revoke the lease of a failed request; it stays scheduled for retry");
       const credential = held?.get(id);
-      if (!credential) continue;
+      if (!credential || (outcome.ok && !outcome.missing)) continue;
       try {
         await credential.mount.backend.secretTypes?.[credential.type]?.revoke({ id, internal: credential.internal });
       } catch (err) {

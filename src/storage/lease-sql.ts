@@ -14,6 +14,11 @@ export const LEASE_COLUMNS = [
 /** The columns `update` may set (all but the id). */
 export const UPDATABLE_LEASE_COLUMNS: ReadonlySet<string> = new Set<string>(LEASE_COLUMNS.filter((c) => c !== "id"));
 
+/** The columns of a patch that `update`/`updateMany` write, in the patch's order (unknown keys are ignored). */
+export function patchColumns<P extends object>(patch: P): (keyof P & string)[] {
+  return Object.keys(patch).filter((c) => UPDATABLE_LEASE_COLUMNS.has(c)) as (keyof P & string)[];
+}
+
 /** How a dialect writes the few things that differ. */
 export interface LeaseSqlDialect {
   /** The placeholder of the n-th bound value (1-based): `?` or `$n`. */

@@ -1,4 +1,4 @@
-import { LEASE_COLUMNS as COLUMNS, leaseWhere, UPDATABLE_LEASE_COLUMNS as UPDATABLE, type LeaseSqlDialect } from "./lease-sql.js";
+import { LEASE_COLUMNS as COLUMNS, leaseWhere, patchColumns, type LeaseSqlDialect } from "./lease-sql.js";
 import type { LeaseFilter, LeaseRow, LeaseState, LeaseStore } from "./types.js";
 import type { PgExecutor, PgNames } from "./postgres-schema.js";
 
@@ -24,6 +24,8 @@ export class PostgresLeaseStore implements LeaseStore {
       insert: `INSERT INTO ${t} (${COLUMNS.join(", ")}) VALUES (${COLUMNS.map((_, i) => `$${i + 1}`).join(", ")})`,
       get: `SELECT * FROM ${t} WHERE id = $1`,
       del: `DELETE FROM ${t} WHERE id = $1`,
+      getMany: `SELECT * FROM ${t} WHERE id = ANY($1::text[])`,
+      delMany: `DELETE FROM ${t} WHERE id = ANY($1::text[]) RETURNING id`,
       due: `SELECT id, due_at FROM ${t} WHERE due_at IS NOT NULL AND due_at <= $1 ORDER BY due_at LIMIT $2`,
       // The state as a literal, so the planner can prove that state's partial index applies.
       inState: (st: LeaseState) => `SELECT id FROM ${t} WHERE state = '${st}' AND id > $1 ORDER BY id LIMIT $2`,
@@ -48,17 +50,41 @@ export class PostgresLeaseStore implements LeaseStore {
   }
 
   async update(id: string, patch: Partial<Omit<LeaseRow, "id">>): Promise<void> {
-    // Column names come from the fixed list above, never from input.
-    const cols = Object.keys(patch).filter((c) => UPDATABLE.has(c)) as (keyof typeof patch)[];
-    if (!cols.length) return;
-    const text = `UPDATE ${this.n.leases} SET ${cols.map((c, i) => `${c} = $${i + 2}`).join(", ")} WHERE id = $1`;
-    const values = [id, ...cols.map((c) => patch[c] ?? null)];
-    await this.db.write((tx) => tx.query({ text, values }), true);
+    await this.updateWhere("id = $1", id, patch);
   }
 
   async delete(id: string): Promise<boolean> {
     const r = await this.db.write((tx) => tx.query({ name: `${this.n.prefix}:lease-delete`, text: this.sql.del, values: [id] }), true);
     return (r.rowCount ?? 0) > 0;
+  }
+
+  // The batch operations are one statement each over an id array: one round trip, and under HA one
+  // transaction with one fence check, however many leases a burst of expiries brings.
+
+  async getMany(ids: readonly string[]): Promise<LeaseRow[]> {
+    if (!ids.length) return [];
+    return (await this.db.read<LeaseRow>({ name: `${this.n.prefix}:lease-get-many`, text: this.sql.getMany, values: [[...new Set(ids)]] })).rows;
+  }
+
+  async updateMany(ids: readonly string[], patch: Partial<Omit<LeaseRow, "id">>): Promise<void> {
+    if (!ids.length) return;
+    await this.updateWhere("id = ANY($1::text[])", [...new Set(ids)], patch);
+  }
+
+  async deleteMany(ids: readonly string[]): Promise<string[]> {
+    if (!ids.length) return [];
+    const r = await this.db.write((tx) => tx.query<{ id: string }>({ name: `${this.n.prefix}:lease-delete-many`, text: this.sql.delMany, values: [[...new Set(ids)]] }), true);
+    return r.rows.map((row) => row.id);
+  }
+
+  /** One UPDATE of a patch's columns where `condition` (on `$1`) holds. */
+  private async updateWhere(condition: string, key: unknown, patch: Partial<Omit<LeaseRow, "id">>): Promise<void> {
+    // Column names come from the fixed list in lease-sql.ts, never from input.
+    const cols = patchColumns(patch);
+    if (!cols.length) return;
+    const text = `UPDATE ${this.n.leases} SET ${cols.map((c, i) => `${c} = $${i + 2}`).join(", ")} WHERE ${condition}`;
+    const values = [key, ...cols.map((c) => patch[c] ?? null)];
+    await this.db.write((tx) => tx.query({ text, values }), true);
   }
 
   async due(until: number, limit: number): Promise<{ id: string; due_at: number }[]> {

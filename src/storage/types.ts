@@ -143,6 +143,21 @@ export interface LeaseStore {
   update(id: string, patch: Partial<Omit<LeaseRow, "id">>): Promise<void>;
   /** Deletes one lease; true when a row was there. */
   delete(id: string): Promise<boolean>;
+  /**
+   * The rows of these ids that exist, in no particular order, each once (one statement on
+   * PostgreSQL): the expiration manager reads a burst of due leases in a few round trips.
+   */
+  getMany(ids: readonly string[]): Promise<LeaseRow[]>;
+  /**
+   * Sets the same named columns on every one of these leases, in one transaction (one statement on
+   * PostgreSQL, so one fence check under HA); ids without a row are skipped, as `update` does.
+   */
+  updateMany(ids: readonly string[], patch: Partial<Omit<LeaseRow, "id">>): Promise<void>;
+  /**
+   * Deletes these leases in one transaction; returns the ids whose row was there (each once, in no
+   * particular order), so the lease counters hear about every removed row exactly once.
+   */
+  deleteMany(ids: readonly string[]): Promise<string[]>;
   /** The soonest `limit` deadlines at or before `until` (ascending). */
   due(until: number, limit: number): Promise<{ id: string; due_at: number }[]>;
   /** Lease ids matching the filter, in id order, after `after`, at most `limit`. */

@@ -183,14 +183,31 @@ export class CreatorSealingStore implements LeaseStore {
   }
 
   async update(id: string, patch: Partial<Omit<LeaseRow, "id">>): Promise<void> {
-    // The creator is fixed when a lease is opened; nothing rewrites it (and a clear value must not slip in).
-    const bad = CREATOR_COLUMNS.filter((c) => c in patch);
-    if (bad.length) throw new Error(`lease store: creator fields cannot be updated (${bad.join(", ")})`);
+    CreatorSealingStore.refuseCreatorPatch(patch);
     await this.raw.update(id, patch);
   }
 
   delete(id: string): Promise<boolean> {
     return this.raw.delete(id);
+  }
+
+  async getMany(ids: readonly string[]): Promise<LeaseRow[]> {
+    return (await this.raw.getMany(ids)).map((row) => this.open(row));
+  }
+
+  async updateMany(ids: readonly string[], patch: Partial<Omit<LeaseRow, "id">>): Promise<void> {
+    CreatorSealingStore.refuseCreatorPatch(patch);
+    await this.raw.updateMany(ids, patch);
+  }
+
+  deleteMany(ids: readonly string[]): Promise<string[]> {
+    return this.raw.deleteMany(ids);
+  }
+
+  /** The creator is fixed when a lease is opened; nothing rewrites it (and a clear value must not slip in). */
+  private static refuseCreatorPatch(patch: Partial<Omit<LeaseRow, "id">>): void {
+    const bad = CREATOR_COLUMNS.filter((c) => c in patch);
+    if (bad.length) throw new Error(`lease store: creator fields cannot be updated (${bad.join(", ")})`);
   }
 
   due(until: number, limit: number): Promise<{ id: string; due_at: number }[]> {

@@ -17,6 +17,8 @@ interface FakeMount {
   live: Set<string>;
   revokeMs: number;
   revokeCalls: number;
+  /** Runs at the start of each revoke (to look at the lease's row while the engine works). */
+  onRevoke?: (leaseId: string) => Promise<void>;
 }
 
 function fakeBackend(m: FakeMount): Backend {
@@ -26,6 +28,7 @@ function fakeBackend(m: FakeMount): Backend {
       creds: {
         revoke: async (lease) => {
           m.revokeCalls++;
+          await m.onRevoke?.(lease.id);
           if (m.revokeMs) await sleep(m.revokeMs);
           m.live.delete(String(lease.internal.username));
         },
@@ -34,11 +37,42 @@ function fakeBackend(m: FakeMount): Backend {
   };
 }
 
+/**
+ * Counts the calls of each LeaseStore method on a real store (instrumentation, not a fake), and
+ * can make the next call of a method fail as a lost database connection would, without running it.
+ */
+function countingStore(inner: LeaseStore) {
+  const calls: Record<string, number> = {};
+  const failNext = new Set<string>();
+  const store = new Proxy(inner, {
+    get(target, prop) {
+      const value: unknown = Reflect.get(target, prop, target);
+      if (typeof value !== "function" || typeof prop !== "string") return value;
+      return (...args: unknown[]) => {
+        calls[prop] = (calls[prop] ?? 0) + 1;
+        if (failNext.delete(prop)) return Promise.reject(new Error(`injected: connection lost during ${prop}`));
+        return (value as (...a: unknown[]) => unknown).apply(target, args);
+      };
+    },
+  });
+  const sum = (names: string[]) => names.reduce((n, k) => n + (calls[k] ?? 0), 0);
+  return {
+    store,
+    failNext,
+    reset: () => Object.keys(calls).forEach((k) => delete calls[k]),
+    calls: () => ({ ...calls }),
+    /** Write round trips (each one transaction: under HA, BEGIN + fence + statement + COMMIT). */
+    writes: () => sum(["insert", "update", "delete", "updateMany", "deleteMany", "rewriteCreators"]),
+    /** Point reads of lease rows. */
+    reads: () => sum(["get", "getMany"]),
+  };
+}
+
 /** An ExpirationManager over an in-memory SQLite lease table, with a counting `due()` query. */
-function harness(mounts: Record<string, FakeMount>, opts: Partial<ExpirationManagerOptions> = {}) {
+function harness(mounts: Record<string, FakeMount>, opts: Partial<ExpirationManagerOptions> = {}, wrap: (s: LeaseStore) => LeaseStore = (s) => s) {
   const physical = new SqliteStorage({ path: ":memory:" });
   let dueQueries = 0;
-  const inner = physical.leases;
+  const inner = wrap(physical.leases);
   const store: LeaseStore = Object.assign(Object.create(inner) as LeaseStore, {
     due: (until: number, limit: number) => {
       dueQueries++;
@@ -204,5 +238,106 @@ describe("creator fields at rest", () => {
     expect(await manager.store.count({ mount: "a/" })).toBe(1);
     expect(await manager.store.select({ mount: "a/" }, "", 10)).toEqual(["a/creds/r/three"]);
     expect([...m.live]).toEqual(["a/creds/r/three"]);
+  });
+});
+
+describe("store round trips of revocation (group commit)", () => {
+  /** Lease counters that remember every report. */
+  function recordingCounts() {
+    const removed: string[] = [];
+    return { removed, hooks: { admit: () => undefined, removed: (id: string) => void removed.push(id) } };
+  }
+
+  /** `n` leases of `a/` issued before start() and all due by now, as after a restart or a refill. */
+  async function burst(n: number, opts: Partial<ExpirationManagerOptions> = {}) {
+    const m: FakeMount = { live: new Set(), revokeMs: 0, revokeCalls: 0 };
+    let counting!: ReturnType<typeof countingStore>;
+    const counts = recordingCounts();
+    const h = harness({ "a/": m }, { counts: counts.hooks, windowSize: 5_000, ...opts }, (s) => (counting = countingStore(s)).store);
+    cleanup.push(async () => { await h.manager.stop(); await h.physical.close(); });
+    const expiry = await issue(h.manager, "a/", "r", m, n);
+    const ids = (await h.physical.leases.select({ mount: "a/" }, "", n + 1)).sort();
+    expect(ids).toHaveLength(n);
+    await sleep(Math.max(0, expiry - Date.now() + 20));
+    counting.reset();
+    return { ...h, m, counting, counts, ids };
+  }
+
+  async function revokedAll(h: { m: FakeMount; physical: SqliteStorage }, timeoutMs = 10_000) {
+    const deadline = Date.now() + timeoutMs;
+    while ((h.m.live.size || (await h.physical.leases.count({}))) && Date.now() < deadline) await sleep(10);
+    expect(h.m.live.size).toBe(0);
+    expect(await h.physical.leases.count({})).toBe(0);
+  }
+
+  it("revokes a burst of expiries in a few batched writes, claiming each lease before its engine revoke and deleting it after", async () => {
+    const n = 1_500;
+    const h = await burst(n);
+    // What the engine sees: every lease is claimed (revoking, with a retry deadline a minute out)
+    // when its revoke starts, and its row is still there.
+    const wrong: string[] = [];
+    h.m.onRevoke = async (id) => {
+      const row = await h.physical.leases.get(id);
+      if (!row || row.state !== "revoking" || row.due_at === null || row.due_at < Date.now() + 50_000) wrong.push(`${id}: ${JSON.stringify(row && { state: row.state, due_at: row.due_at })}`);
+    };
+    await h.manager.start();
+    await revokedAll(h);
+    expect(wrong).toEqual([]);
+    expect(h.m.revokeCalls).toBe(n);
+    // Without batching this is 2n writes (a claim and a delete per lease) and n reads.
+    const calls = h.counting.calls();
+    expect(h.counting.writes(), JSON.stringify(calls)).toBeLessThanOrEqual(n / 50);
+    expect(h.counting.reads(), JSON.stringify(calls)).toBeLessThanOrEqual(n / 100);
+    expect(calls.update ?? 0).toBe(0);
+    expect(calls.delete ?? 0).toBe(0);
+    // The counters heard about each removed row exactly once.
+    expect([...h.counts.removed].sort()).toEqual(h.ids);
+  });
+
+  it("costs a lone revocation one read, one claim and one delete, as before batching", async () => {
+    const h = await burst(1, { revocationEnabled: false });
+    await h.manager.start();
+    h.counting.reset();
+    const outcome = await h.manager.revoke(h.ids[0]);
+    expect(outcome).toEqual({ id: h.ids[0], ok: true });
+    expect(h.counting.calls()).toEqual({ getMany: 1, updateMany: 1, deleteMany: 1 });
+    expect(h.m.live.size).toBe(0);
+    expect(h.counts.removed).toEqual(h.ids);
+  });
+
+  it("batches the writes of an operator's bulk revocation too", async () => {
+    const h = await burst(600, { revocationEnabled: false });
+    await h.manager.start();
+    h.counting.reset();
+    const result = await h.manager.revokeMatching({ mount: "a/" });
+    expect(result).toMatchObject({ matched: 600, revoked: 600, failed: [] });
+    expect(h.counting.writes(), JSON.stringify(h.counting.calls())).toBeLessThanOrEqual(20);
+    expect([...h.counts.removed].sort()).toEqual(h.ids);
+    expect(await h.physical.leases.count({})).toBe(0);
+  });
+
+  it("loses no lease when a batched claim or delete fails: its leases are retried, revoked once more, and counted once", async () => {
+    const n = 400;
+    let failedRevocations = 0;
+    const h = await burst(n, { events: { revokeFailed: () => void failedRevocations++ } });
+    // The first claim batch fails as a dropped connection would: nothing of it is written, so its
+    // leases stay active and due, as after a failed single claim, for the next refill of the window.
+    h.counting.failNext.add("updateMany");
+    await h.manager.start();
+    await sleep(300);
+    expect(h.counting.calls().updateMany).toBe(1);
+    expect(h.m.revokeCalls).toBe(0);
+    expect(await h.physical.leases.count({ state: "active" })).toBe(n);
+    expect((await h.physical.leases.due(Date.now(), n + 1)).length).toBe(n);
+
+    // Next, the first delete batch fails: a failed delete is a failed revocation (retried after a
+    // backoff; the engine's revoke runs again, it is idempotent).
+    h.counting.failNext.add("deleteMany");
+    await h.manager.refill();
+    await revokedAll(h);
+    expect(failedRevocations).toBeGreaterThan(0);
+    expect(h.m.revokeCalls).toBe(n + failedRevocations);
+    expect(h.counting.calls().deleteMany).toBeGreaterThanOrEqual(2);
+    expect([...h.counts.removed].sort()).toEqual(h.ids);
   });
 });
