@@ -81,3 +81,22 @@ export function allows(caps: string[] | undefined, ...needed: string[]): boolean
   if (caps.includes("root")) return true;
   return needed.every((n) => caps.includes(n));
 }
+
+/**
+ * Vault's LIST on `path` (sent as `GET ?list=true`, which every server takes): the `keys`, or an
+ * empty list for a 404 (Vault's answer when nothing is under the prefix).
+ */
+export async function listKeys(token: string, path: string): Promise<string[]> {
+  try {
+    const answer = await call<VaultResponse<{ keys?: string[] }>>("GET", `${path}${path.includes("?") ? "&" : "?"}list=true`, { token });
+    return answer.data?.keys ?? [];
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 404) return [];
+    throw err;
+  }
+}
+
+/** What an error says to a person, with the server's messages when there are some. */
+export function messageOf(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

@@ -1,6 +1,10 @@
 import { useCallback, useEffect, useState } from "preact/hooks";
-import { LoginPage } from "./pages/login";
+import { IncidentPage } from "./pages/incident";
+import { KvPage } from "./pages/kv";
+import { LeaseBrowserPage, LeasePage } from "./pages/leases";
+import { LoginPage, OidcCallbackPage } from "./pages/login";
 import { OverviewPage } from "./pages/overview";
+import { PoliciesPage } from "./pages/policies";
 import { navigate, useRoute } from "./router";
 import { forgetToken, storeToken, storedToken } from "./session";
 
@@ -30,15 +34,22 @@ export function App() {
 
   // Every page but the login page needs a token.
   useEffect(() => {
-    if (!token && route.page !== "login") navigate(`login?next=${encodeURIComponent(location.pathname)}`, true);
+    if (!token && route.page !== "login" && route.page !== "oidc-callback") navigate(`login?next=${encodeURIComponent(location.pathname)}`, true);
   }, [token, route.page]);
 
   useEffect(() => {
-    document.title = `${route.page === "login" ? "Log in" : route.page === "overview" ? "Overview" : "Not found"} · leasehold console`;
+    const titles: Partial<Record<string, string>> = { login: "Log in", overview: "Overview", incident: "Incident response", lease: "Lease", leases: "Leases", "oidc-callback": "Signing in", secrets: "Secrets", policies: "Policies" };
+    document.title = `${titles[route.page] ?? "Not found"} · leasehold console`;
   }, [route.page]);
 
+  if (route.page === "oidc-callback") return <OidcCallbackPage mount={route.mount} onLoggedIn={loggedIn} />;
   if (route.page === "login" || !token) return <LoginPage onLoggedIn={loggedIn} notice={notice} />;
   if (route.page === "overview") return <OverviewPage token={token} onLogOut={logOut} />;
+  if (route.page === "secrets") return <KvPage token={token} view={route.view} onLogOut={logOut} />;
+  if (route.page === "policies") return <PoliciesPage token={token} view={route.view} onLogOut={logOut} />;
+  if (route.page === "incident") return <IncidentPage token={token} onLogOut={logOut} />;
+  if (route.page === "lease") return <LeasePage token={token} id={route.id} onLogOut={logOut} />;
+  if (route.page === "leases") return <LeaseBrowserPage token={token} prefix={route.prefix} onLogOut={logOut} />;
   return (
     <main class="page narrow">
       <h1>Page not found</h1>

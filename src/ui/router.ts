@@ -3,11 +3,25 @@
  * shared link lands on the same page). History API only: no hash routes.
  */
 import { useEffect, useState } from "preact/hooks";
+import { kvViewOf, type KvView } from "./pages/kv-route";
+import { policiesViewOf, type PoliciesView } from "./pages/policies-route";
 
 export const BASE = "/ui/";
 
 /** The console's pages. */
-export type Route = { page: "login"; next?: string } | { page: "overview" } | { page: "not-found"; path: string };
+export type Route =
+  | { page: "login"; next?: string }
+  | { page: "overview" }
+  | { page: "incident" }
+  | { page: "leases"; prefix: string }
+  | { page: "lease"; id: string }
+  | { page: "oidc-callback"; mount: string }
+  | { page: "secrets"; view: KvView }
+  | { page: "policies"; view: PoliciesView }
+  | { page: "not-found"; path: string };
+
+/** Vault's UI path for the OIDC redirect, kept so a role written for Vault's UI works here unchanged. */
+const OIDC_CALLBACK = /^vault\/auth\/(.+)\/oidc\/callback$/;
 
 /** Which page a location names. */
 export function routeOf(pathname: string, search = ""): Route {
@@ -17,7 +31,22 @@ export function routeOf(pathname: string, search = ""): Route {
     const next = new URLSearchParams(search).get("next") ?? undefined;
     return { page: "login", next: next && next.startsWith(BASE) ? next : undefined };
   }
+  if (rel === "secrets" || rel.startsWith("secrets/")) return { page: "secrets", view: kvViewOf(rel, search) };
+  if (rel === "policies" || rel.startsWith("policies/")) return { page: "policies", view: policiesViewOf(rel, search) };
+  if (rel === "incident") return { page: "incident" };
+  if (rel === "leases") return { page: "leases", prefix: new URLSearchParams(search).get("prefix") ?? "" };
+  if (rel.startsWith("leases/")) return { page: "lease", id: rel.slice("leases/".length).split("/").map(safeDecode).join("/") };
+  const callback = OIDC_CALLBACK.exec(rel);
+  if (callback) return { page: "oidc-callback", mount: callback[1]!.split("/").map(safeDecode).join("/") };
   return { page: "not-found", path: pathname };
+}
+
+function safeDecode(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return segment;
+  }
 }
 
 /** Goes to a console path (relative to /ui/) without reloading. */

@@ -1,4 +1,4 @@
-import { useRef, useState } from "preact/hooks";
+import { useEffect, useRef, useState } from "preact/hooks";
 import type { TargetedKeyboardEvent } from "preact";
 import { ApiError, call, type VaultResponse } from "../api";
 
@@ -7,7 +7,7 @@ type Method = "token" | "userpass" | "oidc";
 const METHODS: { id: Method; label: string; disabled?: string }[] = [
   { id: "token", label: "Token" },
   { id: "userpass", label: "Userpass" },
-  { id: "oidc", label: "OIDC", disabled: "Single sign-on (OIDC) is not available in the console yet: use a token or a username." },
+  { id: "oidc", label: "OIDC" },
 ];
 
 /** What a failed login says, with what to do next. */
@@ -96,6 +96,7 @@ export function LoginPage(props: { onLoggedIn(token: string): void; notice?: str
       </div>
       <div role="tabpanel" id={`panel-${method}`} aria-labelledby={`tab-${method}`} class="panel">
         {method === "token" && <TokenForm busy={busy} error={error} onSubmit={(token) => submit(async () => token)} />}
+        {method === "oidc" && <OidcForm />}
         {method === "userpass" && (
           <UserpassForm
             busy={busy}
@@ -174,5 +175,119 @@ function UserpassForm(props: { busy: boolean; error?: string; onSubmit(mount: st
         {props.busy ? "Logging in…" : "Log in"}
       </button>
     </form>
+  );
+}
+
+/**
+ * Where the provider sends the browser back: Vault's UI path, so a role whose
+ * allowed_redirect_uris were written for Vault's UI works unchanged (and the server's form_post
+ * rewrite of `ui/vault` to `v1` applies to it).
+ */
+export function oidcRedirectUri(mount: string): string {
+  return `${location.origin}/ui/vault/auth/${mount.split("/").map(encodeURIComponent).join("/")}/oidc/callback`;
+}
+
+/** Single sign-on: asks the jwt mount for the provider's sign-in address and goes there. */
+function OidcForm() {
+  const [mount, setMount] = useState("oidc");
+  const [role, setRole] = useState("");
+  const [error, setError] = useState<string | undefined>();
+  const [busy, setBusy] = useState(false);
+
+  const start = async () => {
+    const path = mount.trim().replace(/^\/+|\/+$/g, "").replace(/^auth\//, "") || "oidc";
+    const redirectUri = oidcRedirectUri(path);
+    setBusy(true);
+    setError(undefined);
+    try {
+      const answer = await call<VaultResponse<{ auth_url?: string }>>("POST", `auth/${path}/oidc/auth_url`, { body: { role: role.trim() || undefined, redirect_uri: redirectUri } });
+      const url = answer.data?.auth_url;
+      if (!url) {
+        setError(`The server gave no sign-in address. The role must be an OIDC role (role_type=oidc) whose allowed_redirect_uris include ${redirectUri}; the server's log says which.`);
+        setBusy(false);
+        return;
+      }
+      location.assign(url);
+    } catch (err) {
+      if (err instanceof ApiError && err.status === 404) setError(`No login method is mounted at auth/${path}/: check the mount path with your operator. The server said: ${err.message}`);
+      else if (err instanceof ApiError && err.status === 400) setError(`${err.message}: check the role name (empty means the mount's default_role) and the mount path.`);
+      else setError(err instanceof Error ? err.message : String(err));
+      setBusy(false);
+    }
+  };
+
+  return (
+    <form
+      onSubmit={(e) => {
+        e.preventDefault();
+        void start();
+      }}
+    >
+      <label for="oidc-role">Role</label>
+      <input id="oidc-role" name="role" autocomplete="off" value={role} onInput={(e) => setRole(e.currentTarget.value)} aria-describedby="oidc-role-hint oidc-error" />
+      <p id="oidc-role-hint" class="hint small">
+        Empty: the mount's default role.
+      </p>
+      <label for="oidc-mount">Mount path</label>
+      <div class="prefixed">
+        <span aria-hidden="true">auth/</span>
+        <input id="oidc-mount" name="mount" value={mount} onInput={(e) => setMount(e.currentTarget.value)} />
+      </div>
+      <FormError id="oidc-error" error={error} />
+      <button type="submit" disabled={busy}>
+        {busy ? "Going to the provider…" : "Sign in with OIDC"}
+      </button>
+    </form>
+  );
+}
+
+/**
+ * The provider's redirect back to the console: `state` and `code` go to `auth/<mount>/oidc/callback`
+ * (the server checks the state, exchanges the code with its PKCE verifier and verifies the nonce),
+ * which answers the token. The state works once, so this runs once per page load.
+ */
+export function OidcCallbackPage(props: { mount: string; onLoggedIn(token: string): void }) {
+  const [error, setError] = useState<string | undefined>();
+  const started = useRef(false);
+
+  useEffect(() => {
+    if (started.current) return;
+    started.current = true;
+    const query = new URLSearchParams(location.search);
+    const providerError = query.get("error");
+    if (providerError) {
+      setError(`The identity provider refused the sign-in: ${query.get("error_description") || providerError}. Try again, or ask your operator.`);
+      return;
+    }
+    const state = query.get("state") ?? "";
+    const code = query.get("code") ?? "";
+    if (!state || !code) {
+      setError("This address lacks the provider's state and code: start the sign-in again from the login page.");
+      return;
+    }
+    const finish = async () => {
+      const answer = await call<VaultResponse<unknown>>("GET", `auth/${props.mount}/oidc/callback?${new URLSearchParams({ state, code })}`);
+      const token = answer.auth?.client_token;
+      if (!token) throw new Error("The server answered without a token: check that this mount is a jwt method in OIDC mode.");
+      await call("GET", "auth/token/lookup-self", { token });
+      props.onLoggedIn(token);
+    };
+    finish().catch((err: unknown) => {
+      const said = err instanceof Error ? err.message : String(err);
+      setError(`${said}${/state/i.test(said) ? " The sign-in took too long or this page was reloaded: start again." : ""}`);
+    });
+  }, [props]);
+
+  return (
+    <main class="page narrow login">
+      <h1>Signing in…</h1>
+      {!error && <p role="status">Completing the sign-in with auth/{props.mount}/…</p>}
+      <FormError id="oidc-callback-error" error={error} />
+      {error && (
+        <p>
+          <a href="/ui/login">Back to the login page</a>
+        </p>
+      )}
+    </main>
   );
 }

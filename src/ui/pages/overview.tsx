@@ -1,6 +1,7 @@
 import { useCallback, useEffect, useRef, useState } from "preact/hooks";
 import type { ComponentChildren } from "preact";
 import { allows, ApiError, call, capabilitiesOf, type Capabilities, type VaultResponse } from "../api";
+import { Link, NAV_LINKS } from "../components/shell";
 import { count, localTime, relativeTime } from "../format";
 
 /** A section's data: loading, there, or why it is not shown. */
@@ -120,6 +121,11 @@ export function OverviewPage(props: { token: string; onLogOut(why?: string): voi
           <a href="/ui/" aria-current="page">
             Overview
           </a>
+          {NAV_LINKS.filter((l) => l.id !== "overview").map((l) => (
+            <Link key={l.id} to={l.path}>
+              {l.label}
+            </Link>
+          ))}
         </nav>
         <div class="who">
           {self && (
@@ -316,7 +322,9 @@ function LeaseCountsCard(props: { counts: LeaseCounts }) {
             {mounts.map(([mount, n]) => (
               <tr key={mount}>
                 <th scope="row">
-                  <code>{mount}</code>
+                  <Link to={`leases?prefix=${encodeURIComponent(mount)}`}>
+                    <code>{mount}</code>
+                  </Link>
                 </th>
                 <td class="num">{count(n)}</td>
               </tr>
