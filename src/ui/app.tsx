@@ -1,10 +1,13 @@
 import { useCallback, useEffect, useState } from "preact/hooks";
+import { DatabasePage } from "./pages/database";
 import { IncidentPage } from "./pages/incident";
 import { KvPage } from "./pages/kv";
 import { LeaseBrowserPage, LeasePage } from "./pages/leases";
 import { LoginPage, OidcCallbackPage } from "./pages/login";
 import { OverviewPage } from "./pages/overview";
+import { PkiPage } from "./pages/pki";
 import { PoliciesPage } from "./pages/policies";
+import { TokenPage } from "./pages/token";
 import { navigate, useRoute } from "./router";
 import { forgetToken, storeToken, storedToken } from "./session";
 
@@ -38,7 +41,7 @@ export function App() {
   }, [token, route.page]);
 
   useEffect(() => {
-    const titles: Partial<Record<string, string>> = { login: "Log in", overview: "Overview", incident: "Incident response", lease: "Lease", leases: "Leases", "oidc-callback": "Signing in", secrets: "Secrets", policies: "Policies" };
+    const titles: Partial<Record<string, string>> = { login: "Log in", overview: "Overview", incident: "Incident response", lease: "Lease", leases: "Leases", "oidc-callback": "Signing in", secrets: "Secrets", policies: "Policies", pki: "PKI", database: "Databases", token: "Token" };
     document.title = `${titles[route.page] ?? "Not found"} · leasehold console`;
   }, [route.page]);
 
@@ -47,8 +50,11 @@ export function App() {
   if (route.page === "overview") return <OverviewPage token={token} onLogOut={logOut} />;
   if (route.page === "secrets") return <KvPage token={token} view={route.view} onLogOut={logOut} />;
   if (route.page === "policies") return <PoliciesPage token={token} view={route.view} onLogOut={logOut} />;
+  if (route.page === "pki") return <PkiPage token={token} mount={route.mount} onLogOut={logOut} />;
+  if (route.page === "database") return <DatabasePage token={token} mount={route.mount} onLogOut={logOut} />;
   if (route.page === "incident") return <IncidentPage token={token} onLogOut={logOut} />;
   if (route.page === "lease") return <LeasePage token={token} id={route.id} onLogOut={logOut} />;
+  if (route.page === "token") return <TokenPage token={token} accessor={route.accessor} onLogOut={logOut} />;
   if (route.page === "leases") return <LeaseBrowserPage token={token} prefix={route.prefix} onLogOut={logOut} />;
   return (
     <main class="page narrow">

@@ -15,9 +15,12 @@ export type Route =
   | { page: "incident" }
   | { page: "leases"; prefix: string }
   | { page: "lease"; id: string }
+  | { page: "token"; accessor: string }
   | { page: "oidc-callback"; mount: string }
   | { page: "secrets"; view: KvView }
   | { page: "policies"; view: PoliciesView }
+  | { page: "pki"; mount?: string }
+  | { page: "database"; mount?: string }
   | { page: "not-found"; path: string };
 
 /** Vault's UI path for the OIDC redirect, kept so a role written for Vault's UI works here unchanged. */
@@ -34,7 +37,10 @@ export function routeOf(pathname: string, search = ""): Route {
   if (rel === "secrets" || rel.startsWith("secrets/")) return { page: "secrets", view: kvViewOf(rel, search) };
   if (rel === "policies" || rel.startsWith("policies/")) return { page: "policies", view: policiesViewOf(rel, search) };
   if (rel === "incident") return { page: "incident" };
+  const engine = /^(pki|database)(?:\/(.+))?$/.exec(rel);
+  if (engine) return { page: engine[1] as "pki" | "database", ...(engine[2] ? { mount: engine[2].split("/").map(safeDecode).join("/") } : {}) };
   if (rel === "leases") return { page: "leases", prefix: new URLSearchParams(search).get("prefix") ?? "" };
+  if (rel.startsWith("tokens/")) return { page: "token", accessor: safeDecode(rel.slice("tokens/".length)) };
   if (rel.startsWith("leases/")) return { page: "lease", id: rel.slice("leases/".length).split("/").map(safeDecode).join("/") };
   const callback = OIDC_CALLBACK.exec(rel);
   if (callback) return { page: "oidc-callback", mount: callback[1]!.split("/").map(safeDecode).join("/") };

@@ -156,9 +156,11 @@ describe("incident response in the console", () => {
     await page.getByRole("button", { name: "Find" }).click();
 
     await expect.poll(() => page.getByTestId("match-count").textContent()).toContain(`${PER_IDENTITY} leases match this selector (dry run: nothing was revoked)`);
-    // The table lists exactly payments' leases, each a link to its page.
-    const links = page.getByTestId("match-table").locator("tbody tr a");
+    // The table lists exactly payments' leases, each a link to its page (the first column; the
+    // display name links to the creating token's page).
+    const links = page.getByTestId("match-table").locator("tbody tr td:first-child a");
     await expect.poll(() => links.count()).toBe(PER_IDENTITY);
+    expect(await page.getByTestId("match-table").locator("tbody tr a[href^='/ui/tokens/']").count()).toBe(PER_IDENTITY);
     const shownIds = (await links.allTextContents()).sort();
     expect(shownIds).toEqual([...issued.payments.leaseIds].sort());
     expect(await links.first().getAttribute("href")).toMatch(/^\/ui\/leases\/database\/creds\/ro\//);

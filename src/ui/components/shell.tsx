@@ -7,6 +7,8 @@ import { navigate } from "../router";
 export const NAV_LINKS: { path: string; label: string; id: string }[] = [
   { id: "overview", path: "", label: "Overview" },
   { id: "secrets", path: "secrets", label: "Secrets" },
+  { id: "pki", path: "pki", label: "PKI" },
+  { id: "database", path: "database", label: "Databases" },
   { id: "policies", path: "policies", label: "Policies" },
   { id: "leases", path: "leases", label: "Leases" },
   { id: "incident", path: "incident", label: "Incident response" },

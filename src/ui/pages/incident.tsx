@@ -80,6 +80,7 @@ interface ListedLease {
   issue_time: string;
   expire_time: string;
   display_name: string;
+  token_accessor: string;
   revoke_error: string;
 }
 
@@ -359,7 +360,7 @@ function LeaseTable(props: { listing: Listing; pageIndex: number; onNext(): void
                 {l.revoke_error && <span class="small error-text"> {l.revoke_error}</span>}
               </td>
               <td>{l.role || "—"}</td>
-              <td>{l.display_name || "—"}</td>
+              <td>{l.token_accessor ? <Link to={`tokens/${encodeURIComponent(l.token_accessor)}`}>{l.display_name || "token"}</Link> : l.display_name || "—"}</td>
               <td title={localTime(l.expire_time)}>{relativeTime(l.expire_time) ?? "—"}</td>
             </tr>
           ))}
