@@ -7,7 +7,7 @@
 import { existsSync, mkdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { chromium, type Browser, type Page } from "playwright-core";
+import { chromium, type Browser, type BrowserContext, type Page } from "playwright-core";
 
 export const CHROMIUM_PATH = process.env.LEASEHOLD_CHROMIUM ?? "/usr/bin/chromium";
 
@@ -32,4 +32,36 @@ export async function launchChromium(): Promise<Browser> {
 export async function screenshot(page: Page, name: string): Promise<void> {
   mkdirSync(SCREENSHOT_DIR, { recursive: true });
   await page.screenshot({ path: resolve(SCREENSHOT_DIR, `${name}.png`), fullPage: true });
+}
+
+/** One test's browser context and page, and the console errors and uncaught exceptions it saw. */
+export interface ConsolePage {
+  context: BrowserContext;
+  page: Page;
+  consoleErrors: string[];
+}
+
+/**
+ * A fresh context and page for one test (light colour scheme, a desktop viewport). Console errors
+ * and uncaught exceptions are recorded in `consoleErrors`, except those `ignore` accepts (the 404s
+ * a page asks for on purpose). With `watchCsp`, every Content-Security-Policy violation the page
+ * sees is pushed to `window.__cspViolations` (an init script is injected by the browser itself, so
+ * the CSP does not apply to it).
+ */
+export async function openConsolePage(browser: Browser, opts: { width?: number; height?: number; ignore?: (text: string, page: Page) => boolean; watchCsp?: boolean } = {}): Promise<ConsolePage> {
+  const context = await browser.newContext({ viewport: { width: opts.width ?? 1200, height: opts.height ?? 900 }, colorScheme: "light" });
+  const page = await context.newPage();
+  const consoleErrors: string[] = [];
+  page.on("console", (m) => {
+    if (m.type() === "error" && !opts.ignore?.(m.text(), page)) consoleErrors.push(m.text());
+  });
+  page.on("pageerror", (e) => consoleErrors.push(`uncaught: ${e.message}`));
+  if (opts.watchCsp) {
+    await page.addInitScript(() => {
+      const w = window as unknown as { __cspViolations: string[] };
+      w.__cspViolations = [];
+      document.addEventListener("securitypolicyviolation", (e) => w.__cspViolations.push(`${e.violatedDirective} ${e.blockedURI}`));
+    });
+  }
+  return { context, page, consoleErrors };
 }

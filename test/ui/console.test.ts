@@ -12,7 +12,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import type { RunningServer } from "../../src/server/run.js";
 import { CONSOLE_SECURITY_HEADERS } from "../../src/server/ui.js";
 import { call, startTestServer } from "../helpers/server.js";
-import { launchChromium, screenshot } from "./browser.js";
+import { launchChromium, screenshot, openConsolePage } from "./browser.js";
 import { requireConsoleBuild } from "./console-build.js";
 
 const OPERATOR = { username: "alice", password: "correct horse battery staple" };
@@ -70,20 +70,8 @@ describe("the operator console in Chromium", () => {
 
   beforeEach(async () => {
     if (launchFailure) throw launchFailure;
-    context = await browser.newContext({ viewport: { width: 1200, height: 860 }, colorScheme: "light" });
-    page = await context.newPage();
-    consoleErrors = [];
-    page.on("console", (m) => {
-      if (m.type() === "error") consoleErrors.push(m.text());
-    });
-    page.on("pageerror", (e) => consoleErrors.push(`uncaught: ${e.message}`));
-    // Counts Content-Security-Policy violations as the page sees them (an init script is
-    // injected by the browser itself, not by the page, so the CSP does not apply to it).
-    await page.addInitScript(() => {
-      const w = window as unknown as { __cspViolations: string[] };
-      w.__cspViolations = [];
-      document.addEventListener("securitypolicyviolation", (e) => w.__cspViolations.push(`${e.violatedDirective} ${e.blockedURI}`));
-    });
+    // Counts Content-Security-Policy violations as the page sees them.
+    ({ context, page, consoleErrors } = await openConsolePage(browser, { height: 860, watchCsp: true }));
   });
 
   afterEach(async () => {

@@ -13,7 +13,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, inject, i
 import type { RunningServer } from "../../src/server/run.js";
 import { canLogin, createTestDatabase, rand, templatedUrl, urlWith, type TestDatabase } from "../database/helpers.js";
 import { call, startTestServer } from "../helpers/server.js";
-import { launchChromium, screenshot } from "./browser.js";
+import { launchChromium, screenshot, openConsolePage } from "./browser.js";
 import { requireConsoleBuild } from "./console-build.js";
 
 describe("the console's database page in Chromium", () => {
@@ -80,13 +80,7 @@ describe("the console's database page in Chromium", () => {
 
   beforeEach(async () => {
     if (launchFailure) throw launchFailure;
-    context = await browser.newContext({ viewport: { width: 1200, height: 900 }, colorScheme: "light" });
-    page = await context.newPage();
-    consoleErrors = [];
-    page.on("console", (m) => {
-      if (m.type() === "error" && !/status of 404/.test(m.text())) consoleErrors.push(m.text());
-    });
-    page.on("pageerror", (e) => consoleErrors.push(`uncaught: ${e.message}`));
+    ({ context, page, consoleErrors } = await openConsolePage(browser, { ignore: (t) => /status of 404/.test(t) }));
   });
 
   afterEach(async () => {

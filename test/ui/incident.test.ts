@@ -12,7 +12,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, inject, i
 import type { RunningServer } from "../../src/server/run.js";
 import { createTestDatabase, rand, roleExists, templatedUrl, type TestDatabase } from "../database/helpers.js";
 import { call, startTestServer } from "../helpers/server.js";
-import { launchChromium, screenshot } from "./browser.js";
+import { launchChromium, screenshot, openConsolePage } from "./browser.js";
 import { requireConsoleBuild } from "./console-build.js";
 
 const OPERATOR = { username: "ines", password: "incident commander passphrase" };
@@ -115,13 +115,7 @@ describe("incident response in the console", () => {
 
   beforeEach(async () => {
     if (launchFailure) throw launchFailure;
-    context = await browser.newContext({ viewport: { width: 1200, height: 900 }, colorScheme: "light" });
-    page = await context.newPage();
-    consoleErrors = [];
-    page.on("console", (m) => {
-      if (m.type() === "error") consoleErrors.push(m.text());
-    });
-    page.on("pageerror", (e) => consoleErrors.push(`uncaught: ${e.message}`));
+    ({ context, page, consoleErrors } = await openConsolePage(browser));
   });
 
   afterEach(async () => {

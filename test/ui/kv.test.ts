@@ -9,7 +9,7 @@ import type { Browser, BrowserContext, Page } from "playwright-core";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import type { RunningServer } from "../../src/server/run.js";
 import { call, startTestServer } from "../helpers/server.js";
-import { launchChromium, screenshot } from "./browser.js";
+import { launchChromium, screenshot, openConsolePage } from "./browser.js";
 import { requireConsoleBuild } from "./console-build.js";
 
 const MASK = "••••••••";
@@ -42,18 +42,7 @@ describe("the console's KV v2 pages in Chromium", () => {
 
   beforeEach(async () => {
     if (launchFailure) throw launchFailure;
-    context = await browser.newContext({ viewport: { width: 1200, height: 900 }, colorScheme: "light" });
-    page = await context.newPage();
-    consoleErrors = [];
-    page.on("console", (m) => {
-      if (m.type() === "error" && !/status of 404/.test(m.text())) consoleErrors.push(m.text());
-    });
-    page.on("pageerror", (e) => consoleErrors.push(`uncaught: ${e.message}`));
-    await page.addInitScript(() => {
-      const w = window as unknown as { __cspViolations: string[] };
-      w.__cspViolations = [];
-      document.addEventListener("securitypolicyviolation", (e) => w.__cspViolations.push(`${e.violatedDirective} ${e.blockedURI}`));
-    });
+    ({ context, page, consoleErrors } = await openConsolePage(browser, { ignore: (t) => /status of 404/.test(t), watchCsp: true }));
   });
 
   afterEach(async () => {

@@ -10,7 +10,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import type { RunningServer } from "../../src/server/run.js";
 import { TestOpenIdProvider } from "../auth/helpers/openid-provider.js";
 import { call, startTestServer } from "../helpers/server.js";
-import { launchChromium, screenshot } from "./browser.js";
+import { launchChromium, screenshot, openConsolePage } from "./browser.js";
 import { requireConsoleBuild } from "./console-build.js";
 
 const users = { alice: { email: "alice@acme.test", email_verified: true, name: "Alice Liddell", groups: ["ops"] } };
@@ -66,13 +66,8 @@ describe("OIDC login in the console", () => {
 
   beforeEach(async () => {
     if (launchFailure) throw launchFailure;
-    context = await browser.newContext({ viewport: { width: 1200, height: 860 }, colorScheme: "light" });
-    page = await context.newPage();
-    consoleErrors = [];
-    page.on("console", (m) => {
-      if (m.type() === "error" && new URL(page.url()).origin === server.url) consoleErrors.push(m.text());
-    });
-    page.on("pageerror", (e) => consoleErrors.push(`uncaught: ${e.message}`));
+    // Only the console's own errors: the provider's pages are not ours.
+    ({ context, page, consoleErrors } = await openConsolePage(browser, { height: 860, ignore: (_t, p) => new URL(p.url()).origin !== server.url }));
   });
 
   afterEach(async () => {

@@ -11,7 +11,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import type { RunningServer } from "../../src/server/run.js";
 import { policyProblemOf } from "../../src/ui/pages/policy-error.js";
 import { call, startTestServer } from "../helpers/server.js";
-import { launchChromium, screenshot } from "./browser.js";
+import { launchChromium, screenshot, openConsolePage } from "./browser.js";
 import { requireConsoleBuild } from "./console-build.js";
 
 const DEV_POLICY = `# Developers read their team's secrets
@@ -59,18 +59,7 @@ describe("the console's policies pages in Chromium", () => {
   beforeEach(async () => {
     if (launchFailure) throw launchFailure;
     await api("PUT", "sys/policies/acl/dev", { policy: DEV_POLICY });
-    context = await browser.newContext({ viewport: { width: 1200, height: 900 }, colorScheme: "light" });
-    page = await context.newPage();
-    consoleErrors = [];
-    page.on("console", (m) => {
-      if (m.type() === "error" && !/status of (400|404)/.test(m.text())) consoleErrors.push(m.text());
-    });
-    page.on("pageerror", (e) => consoleErrors.push(`uncaught: ${e.message}`));
-    await page.addInitScript(() => {
-      const w = window as unknown as { __cspViolations: string[] };
-      w.__cspViolations = [];
-      document.addEventListener("securitypolicyviolation", (e) => w.__cspViolations.push(`${e.violatedDirective} ${e.blockedURI}`));
-    });
+    ({ context, page, consoleErrors } = await openConsolePage(browser, { ignore: (t) => /status of (400|404)/.test(t), watchCsp: true }));
   });
 
   afterEach(async () => {

@@ -108,3 +108,14 @@ export function Shell(props: { token: string; current: string; title: string; on
     </>
   );
 }
+
+/** A page's heading, focused when the page opens so screen readers and the keyboard start there. */
+export function Heading(props: { children: ComponentChildren }) {
+  const ref = useRef<HTMLHeadingElement>(null);
+  useEffect(() => ref.current?.focus(), []);
+  return (
+    <h1 tabIndex={-1} ref={ref}>
+      {props.children}
+    </h1>
+  );
+}

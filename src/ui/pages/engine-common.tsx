@@ -1,22 +1,12 @@
 /**
- * The parts the PKI and database pages share: the focused page heading, an error paragraph, and
- * the list of one engine type's mounts.
+ * The parts the PKI and database pages share: the focused page heading (components/shell.tsx), an
+ * error paragraph, and the list of one engine type's mounts.
  */
-import { useEffect, useRef, useState } from "preact/hooks";
-import type { ComponentChildren } from "preact";
-import { Link } from "../components/shell";
+import { useEffect, useState } from "preact/hooks";
+import { Heading, Link } from "../components/shell";
 import { engineErrorText, engineMounts, type EngineMount } from "./engine-mounts";
 
-/** The page's heading, focused when the page opens. */
-export function Heading(props: { children: ComponentChildren }) {
-  const ref = useRef<HTMLHeadingElement>(null);
-  useEffect(() => ref.current?.focus(), []);
-  return (
-    <h1 tabIndex={-1} ref={ref}>
-      {props.children}
-    </h1>
-  );
-}
+export { Heading };
 
 /** An error paragraph, or nothing. */
 export function Alert(props: { text?: string; testId: string }) {

@@ -4,12 +4,10 @@
  * a new version. Everything goes through the public API with the operator's token (kv-api.ts).
  */
 import { useCallback, useEffect, useRef, useState } from "preact/hooks";
-import type { ComponentChildren } from "preact";
 import { allows, capabilitiesOf } from "../api";
 import { localTime, relativeTime } from "../format";
 import { navigate } from "../router";
-import { Link } from "../components/shell";
-import { Topbar } from "../components/shell";
+import { Heading, Link, Topbar } from "../components/shell";
 import { deleteLatest, kvErrorText, kvMounts, listSecrets, readMetadata, readSecret, undeleteVersions, writeSecret, type KvMetadata, type KvMount, type KvSecret } from "./kv-api";
 import { kvHref, type KvView } from "./kv-route";
 
@@ -33,16 +31,6 @@ export function KvPage(props: { token: string; view: KvView; onLogOut(why?: stri
   );
 }
 
-/** The page's heading, focused when the page opens so screen readers and the keyboard start there. */
-function Heading(props: { children: ComponentChildren }) {
-  const ref = useRef<HTMLHeadingElement>(null);
-  useEffect(() => ref.current?.focus(), []);
-  return (
-    <h1 tabIndex={-1} ref={ref}>
-      {props.children}
-    </h1>
-  );
-}
 
 /** Secrets › mount › folder › ... as links. */
 function Breadcrumbs(props: { mount?: string; path?: string }) {

@@ -1,7 +1,8 @@
 import { useCallback, useEffect, useRef, useState } from "preact/hooks";
 import type { ComponentChildren } from "preact";
 import { allows, ApiError, call, capabilitiesOf, messageOf, type Capabilities, type VaultResponse } from "../api";
-import { Link, NAV_LINKS } from "../components/shell";
+import { KeyValues } from "../components/key-values";
+import { Link, Topbar } from "../components/shell";
 import { count, localTime, relativeTime } from "../format";
 import { navigate } from "../router";
 
@@ -59,7 +60,6 @@ function failure<T>(err: unknown, forbiddenWhy: string): Loaded<T> {
 /** The overview: seal and HA status, version, lease counts, audit devices. */
 export function OverviewPage(props: { token: string; onLogOut(why?: string): void }) {
   const { token, onLogOut } = props;
-  const [self, setSelf] = useState<Self | undefined>();
   const [seal, setSeal] = useState<Loaded<SealStatus>>({ state: "loading" });
   const [leader, setLeader] = useState<Loaded<Leader>>({ state: "loading" });
   const [leases, setLeases] = useState<Loaded<LeaseCounts>>({ state: "loading" });
@@ -72,8 +72,7 @@ export function OverviewPage(props: { token: string; onLogOut(why?: string): voi
   const load = useCallback(async () => {
     // The token first: an expired or revoked one sends the operator back to the login page.
     try {
-      const me = await call<VaultResponse<Self>>("GET", "auth/token/lookup-self", { token });
-      setSelf(me.data);
+      await call<VaultResponse<Self>>("GET", "auth/token/lookup-self", { token });
     } catch (err) {
       if (err instanceof ApiError && err.forbidden) return onLogOut("Your session ended: the token expired or was revoked. Log in again.");
     }
@@ -116,32 +115,7 @@ export function OverviewPage(props: { token: string; onLogOut(why?: string): voi
 
   return (
     <>
-      <header class="topbar">
-        <a class="brand" href="/ui/">
-          leasehold
-        </a>
-        <nav aria-label="Console">
-          <a href="/ui/" aria-current="page">
-            Overview
-          </a>
-          {NAV_LINKS.filter((l) => l.id !== "overview").map((l) => (
-            <Link key={l.id} to={l.path}>
-              {l.label}
-            </Link>
-          ))}
-        </nav>
-        <div class="who">
-          {self && (
-            <span>
-              Signed in as <strong>{self.display_name || "token"}</strong>
-              <span class="policies"> ({self.policies.join(", ")})</span>
-            </span>
-          )}
-          <button type="button" class="secondary" onClick={() => onLogOut("You are logged out. The token was forgotten by this tab; it was not revoked.")}>
-            Log out
-          </button>
-        </div>
-      </header>
+      <Topbar token={token} current="overview" onLogOut={onLogOut} />
       <main class="page">
         <div class="title-row">
           <h1 tabIndex={-1} ref={heading}>
@@ -371,17 +345,7 @@ function AuditCard(props: { devices: Record<string, AuditDevice> }) {
             <td>{d.type}</td>
             <td>{d.description || <span class="muted">none</span>}</td>
             <td>
-              {d.options && Object.keys(d.options).length ? (
-                Object.entries(d.options).map(([k, v]) => (
-                  <div key={k}>
-                    <code>
-                      {k}={v}
-                    </code>
-                  </div>
-                ))
-              ) : (
-                <span class="muted">none</span>
-              )}
+              <KeyValues entries={Object.entries(d.options ?? {})} />
             </td>
           </tr>
         ))}

@@ -5,11 +5,9 @@
  * Edit and delete are only offered when capabilities-self says the token may use them.
  */
 import { useCallback, useEffect, useRef, useState } from "preact/hooks";
-import type { ComponentChildren } from "preact";
 import { allows, ApiError, call, capabilitiesOf, type VaultResponse } from "../api";
 import { navigate } from "../router";
-import { Link } from "../components/shell";
-import { Topbar } from "../components/shell";
+import { Heading, Link, Topbar } from "../components/shell";
 import { policyProblemOf, type PolicyProblem } from "./policy-error";
 import type { PoliciesView } from "./policies-route";
 
@@ -50,15 +48,6 @@ export function PoliciesPage(props: { token: string; view: PoliciesView; onLogOu
   );
 }
 
-function Heading(props: { children: ComponentChildren }) {
-  const ref = useRef<HTMLHeadingElement>(null);
-  useEffect(() => ref.current?.focus(), []);
-  return (
-    <h1 tabIndex={-1} ref={ref}>
-      {props.children}
-    </h1>
-  );
-}
 
 function PolicyList(props: { token: string }) {
   const { token } = props;

@@ -1,5 +1,6 @@
 import { useCallback, useEffect, useState } from "preact/hooks";
 import { allows, ApiError, call, capabilitiesOf, messageOf, type Capabilities, type VaultResponse } from "../api";
+import { KeyValues } from "../components/key-values";
 import { Link, Shell } from "../components/shell";
 import { count, localTime } from "../format";
 import { duration } from "./leases";
@@ -158,17 +159,7 @@ export function TokenPage(props: { token: string; accessor: string; onLogOut(why
             </dd>
             <dt>Metadata</dt>
             <dd data-testid="token-meta">
-              {meta.length ? (
-                meta.map(([k, v]) => (
-                  <div key={k}>
-                    <code>
-                      {k}={v}
-                    </code>
-                  </div>
-                ))
-              ) : (
-                <span class="muted">none</span>
-              )}
+              <KeyValues entries={meta} />
             </dd>
           </dl>
         </section>
